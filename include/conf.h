@@ -1,0 +1,201 @@
+/*
+ * conf.h - the configuration generation: YAML (libyaml) -> node tree with line/column ->
+ * validated as a whole -> compiled into the immutable struct conf the proxy runs on.
+ *
+ * A generation is built beside the running one on reload and swapped in only when whole;
+ * everything it owns (strings, arrays) is freed together by conf_free(). Requests hold a
+ * reference (conf_ref/conf_unref) so in-flight requests finish on the generation they began with.
+ *
+ * Weights are percentages with at most two decimals; they are kept as integer basis points
+ * (1 = 0.01% = one bucket of 10000) and compiled into contiguous bucket ranges [lo, hi) in
+ * declared order, so raising the last variant's weight only moves users into it.
+ */
+#ifndef ABGATE_CONF_H
+#define ABGATE_CONF_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define CONF_BUCKETS 10000
+
+/* A resolved socket address, as written in the file ("127.0.0.1:8080", "[::1]:80", "host:80"). */
+struct conf_addr {
+	char *text; /* as written, without any scheme */
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+};
+
+struct conf_listen {
+	struct conf_addr addr;
+	char *tls_cert; /* NULL: plain HTTP */
+	char *tls_key;
+};
+
+struct conf_server {
+	struct conf_addr addr;
+	bool tls;       /* "https://" */
+	int id;         /* process-wide server id, assigned by upstream_register() after load */
+};
+
+struct conf_backend {
+	char *name;
+	struct conf_server *servers;
+	size_t nservers;
+	char *health_path;      /* NULL: no active health check */
+	uint32_t health_interval_ms;
+	uint32_t health_timeout_ms;
+	uint32_t health_rise;   /* successes to mark a server up (default 2) */
+	uint32_t health_fall;   /* failures to mark it down (default 3) */
+	char *ca_file;          /* https upstreams: CA bundle (NULL: system default) */
+	bool verify;            /* https upstreams: verify the certificate (default true) */
+};
+
+enum conf_unit { CONF_UNIT_HEADER, CONF_UNIT_COOKIE, CONF_UNIT_QUERY };
+enum conf_fallback { CONF_FB_CONTROL, CONF_FB_CLIENT_IP, CONF_FB_RANDOM, CONF_FB_COOKIE };
+enum conf_metric_kind { CONF_METRIC_BINARY, CONF_METRIC_CONTINUOUS };
+enum conf_metric_source {
+	CONF_SRC_STATUS_5XX,
+	CONF_SRC_STATUS_4XX,
+	CONF_SRC_LATENCY_MS,
+	CONF_SRC_OUTCOME,
+};
+enum conf_goal { CONF_GOAL_INCREASE, CONF_GOAL_DECREASE };
+
+struct conf_variant {
+	char *name;
+	struct conf_backend *backend; /* (ref) */
+	uint32_t weight_bp;           /* basis points, 0..10000 */
+	uint32_t lo, hi;              /* bucket range [lo, hi) */
+};
+
+struct conf_metric {
+	char *name;
+	enum conf_metric_kind kind;
+	enum conf_metric_source source;
+	enum conf_goal goal;
+	bool guardrail;
+	bool primary;
+	bool has_margin;
+	double margin;  /* relative non-inferiority margin, e.g. 0.02 */
+	bool has_max;
+	double max;     /* hard gate: rate (binary) or value (continuous, compared with p99) */
+};
+
+struct conf_decision {
+	double alpha;          /* default 0.05 */
+	uint64_t min_samples;  /* default 500 */
+	double srm_alpha;      /* default 0.001 */
+	bool sequential;       /* default false */
+	bool on_srm_rollback;  /* on_srm: rollback (default investigate) */
+	double sequential_n;   /* tuning N* (default 5000... see stats) */
+};
+
+struct conf_shadow {
+	struct conf_backend *backend; /* (ref) NULL: no shadow */
+	double percent;
+	char *compare_json_field;     /* NULL: compare status and body only */
+	double compare_tolerance;
+};
+
+struct conf_rollout {
+	bool enabled;
+	double *steps; /* percentages, ascending, each in (0, 100], the last 100 */
+	size_t nsteps;
+	uint32_t interval_s;
+	bool autostep;
+	char *state_file;
+};
+
+struct conf_experiment {
+	char *name;
+	char *match_path_prefix; /* NULL: any path */
+	char *match_host;        /* NULL: any host; compared case-insensitively, port ignored */
+	char *match_method;      /* NULL: any method */
+	enum conf_unit unit;
+	char *unit_name;         /* header, cookie or query-parameter name */
+	enum conf_fallback fallback;
+	char *fallback_cookie;   /* cookie set by fallback: cookie (default: unit_name for cookie
+				    units, else "abgate_uid") */
+	char *salt;              /* default: the name */
+	bool allow_force;        /* honour X-Abgate-Force-Variant */
+	struct conf_variant *variants; /* the first is the control */
+	size_t nvariants;
+	struct conf_metric *metrics;
+	size_t nmetrics;
+	struct conf_decision decision;
+	struct conf_shadow shadow;
+	struct conf_rollout rollout;
+	int line; /* where the experiment starts in the file */
+};
+
+struct conf_limits {
+	uint32_t max_header_bytes;            /* 16384 */
+	uint32_t max_headers;                 /* 100 */
+	uint32_t max_request_line;            /* 8192 */
+	uint64_t max_body_bytes;              /* 10485760 */
+	uint32_t client_header_timeout_ms;    /* 10000: the whole request head */
+	uint32_t client_timeout_ms;           /* 30000: between reads/writes while a request runs */
+	uint32_t idle_timeout_ms;             /* 60000: keep-alive between requests */
+	uint32_t upstream_connect_timeout_ms; /* 1000 */
+	uint32_t upstream_timeout_ms;         /* 30000 */
+	uint32_t max_connections;             /* 10000 per worker */
+};
+
+struct conf {
+	char *path;            /* the file it came from */
+	uint64_t generation;   /* 1 at start, +1 for each successful reload */
+	atomic_uint refs;
+
+	struct conf_listen *listens;
+	size_t nlistens;
+	struct conf_addr admin_addr;  /* default 127.0.0.1:9901 */
+	char *admin_token_file;       /* NULL: no authentication */
+	uint32_t workers;             /* default 1 */
+	uint32_t drain_timeout_ms;    /* default 10000 */
+
+	char *log_error;              /* "stderr" default */
+	char *log_level;              /* "info" default */
+	char *log_outcomes;           /* NULL: no outcome log */
+	char *log_access;             /* NULL: no access log */
+	uint32_t log_fsync_ms;        /* default 200; 0 = never fsync */
+
+	struct conf_limits limits;
+
+	struct conf_backend *backends;
+	size_t nbackends;
+	struct conf_backend *default_backend; /* (ref) NULL: unmatched requests get 404 */
+
+	struct conf_experiment *experiments;
+	size_t nexperiments;
+};
+
+/*
+ * Loads and validates PATH. On success returns 0 and stores a new generation (refs = 1, owned by
+ * the caller) in *out. On failure returns -1 and writes "PATH:LINE:COL: message" (or
+ * "PATH: message" for I/O errors) into err, *out untouched.
+ */
+int conf_load(const char *path, struct conf **out, char *err, size_t errlen);
+
+/* Same as conf_load on an in-memory document; name stands for the path in messages. */
+int conf_load_string(const char *name, const char *text, size_t len, struct conf **out, char *err,
+		     size_t errlen);
+
+/* Takes and drops references; the last conf_unref() frees the generation. NULL is allowed. */
+struct conf *conf_ref(struct conf *c);
+void conf_unref(struct conf *c);
+
+/* Frees a generation regardless of its references (for load failures and tests). */
+void conf_free(struct conf *c);
+
+/* Lookups by name; NULL when absent. */
+struct conf_backend *conf_backend_find(const struct conf *c, const char *name);
+struct conf_experiment *conf_experiment_find(const struct conf *c, const char *name);
+struct conf_variant *conf_variant_find(const struct conf_experiment *e, const char *name);
+
+/* Parses "host:port" / "[v6]:port" into a; returns 0 or -1 with a reason in err. */
+int conf_addr_parse(const char *text, struct conf_addr *a, char *err, size_t errlen);
+
+#endif
