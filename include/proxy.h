@@ -1,0 +1,26 @@
+/*
+ * proxy.h - the data path: one client session per accepted connection, parsing requests,
+ * routing them to a variant's backend, streaming bodies both ways with bounded buffers, and
+ * recording each exchange (outcome log, counters).
+ */
+#ifndef ABGATE_PROXY_H
+#define ABGATE_PROXY_H
+
+#include <stdbool.h>
+
+struct worker;
+
+/* Accepts every pending connection on listening socket fd for worker w (until EAGAIN). */
+void proxy_accept(struct worker *w, int fd);
+
+/* The callback upstream pools deliver their connections' edges to (owner is a session). */
+void proxy_upstream_event(void *owner, short what);
+
+/* Closes idle keep-alive sessions (drain); sessions with a request in flight finish first and
+ * then close. Returns the number of sessions still open. */
+unsigned proxy_drain(struct worker *w);
+
+/* Closes every session at once (shutdown). */
+void proxy_close_all(struct worker *w);
+
+#endif

@@ -1,0 +1,30 @@
+/*
+ * server.h - the `serve` command: the process-wide configuration generation, worker threads,
+ * signals (SIGHUP reload, SIGTERM/SIGINT drain, SIGUSR1 reopen logs) and the admin listener.
+ */
+#ifndef ABGATE_SERVER_H
+#define ABGATE_SERVER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct conf;
+
+/* Bumped each time a new generation is published. Workers compare it at request start. */
+extern atomic_uint_fast64_t server_conf_seq;
+
+/* Returns the current generation with a reference taken for the caller, and its sequence. */
+struct conf *server_conf_acquire(uint64_t *seq);
+
+/* Reloads the configuration file: 0 on success, -1 with the reason in err (the old generation
+ * keeps serving). Main thread only. */
+int server_reload(char *err, size_t errlen);
+
+/* True while the proxy accepts traffic (false once draining). */
+bool server_ready(void);
+
+int server_main(int argc, char **argv);
+
+#endif

@@ -1,0 +1,118 @@
+/*
+ * worker.h - an event-loop thread: its listeners (SO_REUSEPORT), its sessions, its upstream
+ * pools, its outcome-log staging buffer and its view of the configuration generation.
+ *
+ * Everything here belongs to one thread; the only shared state is the current generation
+ * (taken under a lock when the process-wide sequence number changes) and the outcome-log queue.
+ */
+#ifndef ABGATE_WORKER_H
+#define ABGATE_WORKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "http.h"
+
+struct conf;
+struct event;
+struct event_base;
+struct outlog;
+struct outlog_buf;
+struct upstream_pools;
+struct session;
+
+/* A generation as one worker uses it: the worker's requests in flight on it. */
+struct gen {
+	struct conf *conf; /* one reference held by this struct */
+	uint32_t inflight;
+	uint64_t seq;
+	struct gen *next; /* retired generations still in use */
+};
+
+struct worker_listener {
+	int fd;
+	struct event *ev;
+	struct worker *w; /* (ref) */
+};
+
+/* A free list of equally sized I/O buffers, so that a request does not call malloc. */
+struct buf_pool {
+	char **free;
+	uint32_t nfree, cap;
+	uint32_t size; /* bytes per buffer */
+};
+
+struct worker_stats {
+	uint64_t accepted;
+	uint64_t requests;
+	uint64_t responses_local; /* answered by the proxy itself (errors) */
+	uint64_t upstream_errors;
+	uint64_t log_dropped;
+};
+
+#define WORKER_MAX_HEADERS 256
+
+struct worker {
+	int id;
+	pthread_t thread;
+	struct event_base *base;
+	struct worker_listener *listeners;
+	size_t nlisteners;
+	struct event *tick;   /* periodic: flush the log staging buffer, reap retired gens */
+	struct event *wake;   /* eventfd: drain/stop requests from the main thread */
+	int wake_fd;
+
+	struct gen *cur;      /* generation new requests start on */
+	struct gen *retired;  /* older generations with requests still in flight */
+
+	struct upstream_pools *pools;
+	uint32_t *rr;         /* round-robin counters by the backend's first server id */
+	int nrr;
+	struct outlog_buf *olb; /* NULL without an outcome log */
+	struct buf_pool bufs;
+
+	/* parser scratch shared by this worker's sessions: a head is parsed in one go once a
+	 * line end arrives, so no session keeps header spans across events */
+	struct http_msg msg;
+	struct http_header hdr[WORKER_MAX_HEADERS];
+
+	uint64_t rng;         /* xorshift state (random units, request ids), never 0 */
+	uint32_t nsessions;
+	struct session *sessions; /* all live sessions (for drain and shutdown) */
+	bool draining;
+	bool accept_paused;
+	bool started;
+	uint32_t pause_ticks;
+	atomic_bool stopped;
+	struct worker_stats stats;
+};
+
+/* Creates worker id with its own event base and listeners for every listen address of conf.
+ * The listeners use SO_REUSEPORT so every worker binds the same addresses. Returns NULL (and
+ * logs why) on failure. */
+struct worker *worker_new(int id, struct conf *conf, struct outlog *ol);
+/* Starts the worker's thread. */
+int worker_start(struct worker *w);
+/* Asks the worker to stop accepting and exit once its sessions are done (or at once if
+ * graceful is false). Thread-safe. */
+void worker_stop(struct worker *w, bool graceful);
+/* Joins the thread and frees the worker. */
+void worker_free(struct worker *w);
+
+/* Takes the newest generation if the process-wide sequence moved; called at request start. */
+void worker_refresh_conf(struct worker *w);
+/* Drops a request's hold on g (frees it when retired and unused). */
+void worker_gen_put(struct worker *w, struct gen *g);
+
+/* Stops accepting for a moment (descriptors or memory ran out, or max_connections reached);
+ * accepting resumes from the worker's tick once it is possible again. */
+void worker_accept_pause(struct worker *w);
+
+/* Buffers from the worker's pool (size w->bufs.size); NULL when memory is exhausted. */
+char *worker_buf_get(struct worker *w);
+void worker_buf_put(struct worker *w, char *b);
+
+#endif

@@ -1,0 +1,1449 @@
+/*
+ * proxy.c - the data path (see include/proxy.h).
+ *
+ * A session is one client connection. Its socket, and its upstream connection's, are each
+ * registered once, edge-triggered, for reading and writing; an edge only sets the conn's
+ * readable/writable flag and runs session_run(), which moves bytes until nothing more can move:
+ *
+ *   client --read--> in --(head: parse, route, rewrite into uout; body: framed)--> upstream
+ *   client <--write-- out (rewritten response head) + uin (framed body) <--read-- upstream
+ *
+ * Bodies are never copied: the framed bytes of `in` and `uin` are written to the other side
+ * with writev() beside the rewritten head. Every buffer is bounded; when one is full the side
+ * feeding it is simply not read (its readable flag stays set), and reading resumes as soon as
+ * the other side drains it. A read shorter than the room offered means the socket is empty, so
+ * the flag drops without a read returning EAGAIN: a plain request costs four socket calls.
+ *
+ * Requests on one connection are served one at a time; pipelined requests wait in `in` and are
+ * answered in order. A head is parsed, in the worker's shared header array, only when a line
+ * end has arrived, and fully handled in that same call.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "conn.h"
+#include "http.h"
+#include "httpd.h"
+#include "log.h"
+#include "net.h"
+#include "outlog.h"
+#include "proxy.h"
+#include "router.h"
+#include "upstream.h"
+#include "worker.h"
+
+#define UNIT_MAX 256
+#define RID_MAX 72
+#define RECORD_MAX (1024 + 2 * UNIT_MAX + 2 * RID_MAX)
+
+enum state {
+	ST_HEAD,  /* waiting for (the rest of) a request head; idle when `in` is empty */
+	ST_PROXY, /* a request is being exchanged with an upstream */
+	ST_LOCAL, /* writing a response of our own (an error), then ST_HEAD or close */
+};
+
+struct buf {
+	char *p; /* NULL until needed; given back to the worker's pool when empty and idle */
+	uint32_t start, end;
+};
+
+struct session {
+	struct worker *w; /* (ref) */
+	struct session *prev, *next;
+	struct conn c;
+	struct event *timer;
+	uint64_t timer_at; /* armed deadline (us), 0 when not armed */
+	enum state state;
+	struct buf in, out, uin, uout;
+	uint32_t lf_scan;  /* bytes of the head in `in` already searched for a line end */
+	char ip[48];
+	uint8_t ip_len;
+	bool client_eof;
+	bool close_after;  /* close once the current response is out */
+	bool keep_alive;   /* the client allows another request after this one */
+
+	uint64_t t_client;   /* last read from or write to the client (us) */
+	uint64_t t_upstream; /* last progress with the upstream, or connect start */
+	uint64_t t_head;     /* first byte of the pending head */
+	uint64_t t_start;    /* request head complete */
+
+	/* the request in flight */
+	struct gen *gen; /* (ref) held for the request */
+	const struct conf_experiment *exp;  /* (ref) into gen */
+	const struct conf_variant *variant; /* (ref) into gen */
+	const struct conf_backend *backend; /* (ref) into gen */
+	enum http_method method;
+	int minor;
+	int tries;
+	int server; /* registry id of the server tried last, -1 before any */
+	enum http_body req_body;
+	uint64_t req_left;
+	uint64_t req_total;
+	uint32_t req_framed; /* body bytes at in.start ready to send */
+	bool req_done;
+	struct http_chunked req_chunk;
+
+	struct upconn *u;
+	bool u_reused;
+	bool sent_any;      /* some of this request reached the upstream socket */
+	bool got_any;       /* some of the response arrived */
+	bool upstream_eof;
+	int upstream_err;
+	uint32_t uin_scan;
+	bool resp_head_done;
+	bool upstream_keep;
+	enum http_body resp_body;
+	uint64_t resp_left;
+	uint32_t resp_framed;
+	bool resp_done;
+	bool aborted;       /* the response cannot be completed: close after what is buffered */
+	struct http_chunked resp_chunk;
+	int status;
+	uint64_t bytes_in, bytes_out;
+
+	char unit[UNIT_MAX];
+	uint16_t unit_len;
+	bool set_cookie;
+	bool forced;
+	char rid[RID_MAX];
+	uint8_t rid_len;
+	bool rid_generated;
+};
+
+static void session_run(struct session *s);
+static void session_free(struct session *s);
+static void local_response(struct session *s, int status, const char *reason, bool close);
+
+/* ---- time and buffers ------------------------------------------------------------------ */
+
+static uint64_t now_us(struct worker *w)
+{
+	struct timeval tv;
+
+	event_base_gettimeofday_cached(w->base, &tv);
+	return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+}
+
+static bool buf_ensure(struct session *s, struct buf *b)
+{
+	if (b->p == NULL) {
+		b->p = worker_buf_get(s->w);
+		b->start = b->end = 0;
+	}
+	return b->p != NULL;
+}
+
+static void buf_release(struct session *s, struct buf *b)
+{
+	if (b->p != NULL && b->start == b->end) {
+		worker_buf_put(s->w, b->p);
+		b->p = NULL;
+		b->start = b->end = 0;
+	}
+}
+
+static inline uint32_t buf_len(const struct buf *b)
+{
+	return b->end - b->start;
+}
+
+/* Room at the end of b, moving its bytes to the front when that makes room. */
+static uint32_t buf_room(struct session *s, struct buf *b)
+{
+	uint32_t cap = s->w->bufs.size;
+
+	if (b->end == cap && b->start > 0) {
+		memmove(b->p, b->p + b->start, b->end - b->start);
+		b->end -= b->start;
+		b->start = 0;
+	}
+	return cap - b->end;
+}
+
+static inline void buf_consume(struct buf *b, uint32_t n)
+{
+	b->start += n;
+	if (b->start == b->end)
+		b->start = b->end = 0;
+}
+
+/* Appends to b; the caller has checked the room (heads are bounded by the buffer size). */
+static inline char *put(char *o, const void *src, size_t n)
+{
+	memcpy(o, src, n);
+	return o + n;
+}
+#define PUTS(o, lit) put((o), (lit), sizeof(lit) - 1)
+
+static const struct conf *sconf(const struct session *s)
+{
+	return s->gen->conf;
+}
+
+/* ---- timers ------------------------------------------------------------------------------ */
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg);
+
+/*
+ * Checks the session's deadlines. Returns true when one has passed (and was acted upon);
+ * otherwise stores the earliest coming deadline in *next (0: none).
+ */
+static bool check_timeouts(struct session *s, uint64_t now, uint64_t *next)
+{
+	const struct conf_limits *lim = &s->w->cur->conf->limits;
+	uint64_t d = UINT64_MAX;
+
+	if (s->gen != NULL)
+		lim = &sconf(s)->limits;
+#define DEADLINE(base, ms) ((base) + (uint64_t)(ms) * 1000u)
+	switch (s->state) {
+	case ST_HEAD:
+		if (buf_len(&s->in) == 0) {
+			d = DEADLINE(s->t_client, lim->idle_timeout_ms);
+			if (now >= d) {
+				session_free(s);
+				return true;
+			}
+		} else {
+			d = DEADLINE(s->t_head, lim->client_header_timeout_ms);
+			if (now >= d) {
+				local_response(s, 408, "request head not received in time", true);
+				return true;
+			}
+		}
+		break;
+	case ST_PROXY:
+		if (s->u != NULL && s->u->connecting) {
+			d = DEADLINE(s->t_upstream, lim->upstream_connect_timeout_ms);
+			if (now >= d) {
+				s->upstream_err = ETIMEDOUT;
+				s->upstream_eof = true;
+				return false; /* session_run handles the failure */
+			}
+		} else if (s->u != NULL && !s->resp_done) {
+			d = DEADLINE(s->t_upstream, lim->upstream_timeout_ms);
+			if (now >= d) {
+				s->upstream_err = ETIMEDOUT;
+				s->upstream_eof = true;
+				return false;
+			}
+		}
+		if (buf_len(&s->out) > 0 || s->resp_framed > 0 || !s->req_done) {
+			uint64_t dc = DEADLINE(s->t_client, lim->client_timeout_ms);
+			if (now >= dc) {
+				session_free(s);
+				return true;
+			}
+			if (dc < d)
+				d = dc;
+		}
+		break;
+	case ST_LOCAL:
+		d = DEADLINE(s->t_client, lim->client_timeout_ms);
+		if (now >= d) {
+			session_free(s);
+			return true;
+		}
+		break;
+	}
+#undef DEADLINE
+	*next = d == UINT64_MAX ? 0 : d;
+	return false;
+}
+
+static void arm_timer(struct session *s, uint64_t now, uint64_t at)
+{
+	if (at == 0 || (s->timer_at != 0 && s->timer_at <= at))
+		return; /* an earlier wake-up is armed; it re-arms for the rest when it fires */
+	struct timeval tv;
+	uint64_t delta = at > now ? at - now : 0;
+	tv.tv_sec = (time_t)(delta / 1000000u);
+	tv.tv_usec = (suseconds_t)(delta % 1000000u);
+	if (event_add(s->timer, &tv) == 0)
+		s->timer_at = at;
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	uint64_t next;
+
+	s->timer_at = 0;
+	if (check_timeouts(s, now_us(s->w), &next))
+		return; /* may have freed s */
+	session_run(s);
+}
+
+/* ---- request records ----------------------------------------------------------------------- */
+
+static void record_request(struct session *s, uint64_t now)
+{
+	struct worker *w = s->w;
+
+	w->stats.requests++;
+	if (s->exp == NULL || w->olb == NULL)
+		return;
+	char *dst = outlog_reserve(w->olb, RECORD_MAX);
+	if (dst == NULL) {
+		w->stats.log_dropped++;
+		return;
+	}
+	struct outlog_request r;
+	memset(&r, 0, sizeof(r));
+	r.ts.tv_sec = (time_t)(s->t_start / 1000000u);
+	r.ts.tv_usec = (suseconds_t)(s->t_start % 1000000u);
+	r.exp = s->exp->name;
+	r.exp_len = strlen(s->exp->name);
+	r.variant = s->variant->name;
+	r.variant_len = strlen(s->variant->name);
+	r.unit = s->unit_len ? s->unit : NULL;
+	r.unit_len = s->unit_len;
+	r.rid = s->rid;
+	r.rid_len = s->rid_len;
+	r.status = s->status;
+	r.latency_ms = (double)(now - s->t_start) / 1000.0;
+	if (s->server >= 0)
+		r.upstream = upstream_server_name(s->server, &r.upstream_len);
+	r.bytes_in = s->bytes_in;
+	r.bytes_out = s->bytes_out;
+	r.forced = s->forced;
+	outlog_commit(w->olb, outlog_format_request(dst, RECORD_MAX, &r));
+}
+
+/* ---- ending a request ---------------------------------------------------------------------- */
+
+/* The response is fully out (or abandoned): record it, let go of the upstream connection and
+ * the generation, and make the session ready for the next request. */
+static void end_request(struct session *s, bool upstream_reusable)
+{
+	uint64_t now = now_us(s->w);
+
+	if (s->gen == NULL)
+		return;
+	record_request(s, now);
+	if (s->u != NULL) {
+		upstream_release(s->u, upstream_reusable);
+		s->u = NULL;
+	}
+	worker_gen_put(s->w, s->gen);
+	s->gen = NULL;
+	s->exp = NULL;
+	s->variant = NULL;
+	s->backend = NULL;
+	s->state = ST_HEAD;
+	s->lf_scan = 0;
+	s->t_head = now;
+	buf_release(s, &s->out);
+	buf_release(s, &s->uin);
+	buf_release(s, &s->uout);
+	buf_release(s, &s->in);
+}
+
+/* ---- local responses ------------------------------------------------------------------------ */
+
+static char *put_u64(char *o, uint64_t v)
+{
+	char tmp[24];
+	int n = 0;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	while (n > 0)
+		*o++ = tmp[--n];
+	return o;
+}
+
+static char *put_abgate_headers(struct session *s, char *o)
+{
+	if (s->exp != NULL) {
+		o = PUTS(o, "X-Abgate-Experiment: ");
+		o = put(o, s->exp->name, strlen(s->exp->name));
+		o = PUTS(o, "\r\nX-Abgate-Variant: ");
+		o = put(o, s->variant->name, strlen(s->variant->name));
+		o = PUTS(o, "\r\n");
+	}
+	return o;
+}
+
+/* Answers the current request ourselves with a short text body giving the reason. With close
+ * (or whenever the rest of the request cannot be skipped) the connection closes afterwards. */
+static void local_response(struct session *s, int status, const char *reason, bool close)
+{
+	char body[256];
+	size_t blen = (size_t)snprintf(body, sizeof(body), "%d %s: %s\n", status,
+				       httpd_reason(status), reason);
+
+	if (blen >= sizeof(body))
+		blen = sizeof(body) - 1;
+	s->w->stats.responses_local++;
+	if (s->u != NULL) {
+		upstream_release(s->u, false);
+		s->u = NULL;
+	}
+	if (close || !s->keep_alive || !s->req_done || s->gen == NULL)
+		s->close_after = true;
+	s->status = status;
+	if (!buf_ensure(s, &s->out)) {
+		session_free(s);
+		return;
+	}
+	/* a pending 100 Continue may still be in out; the response goes after it */
+	if (s->w->bufs.size - s->out.end < 1024 + blen) {
+		s->out.start = s->out.end = 0;
+	}
+	char *o = s->out.p + s->out.end;
+	o = PUTS(o, "HTTP/1.1 ");
+	o = put_u64(o, (uint64_t)status);
+	*o++ = ' ';
+	o = put(o, httpd_reason(status), strlen(httpd_reason(status)));
+	o = PUTS(o, "\r\nContent-Type: text/plain\r\nContent-Length: ");
+	o = put_u64(o, blen);
+	o = PUTS(o, "\r\n");
+	if (s->rid_len > 0) {
+		o = PUTS(o, "X-Request-Id: ");
+		o = put(o, s->rid, s->rid_len);
+		o = PUTS(o, "\r\n");
+	}
+	o = put_abgate_headers(s, o);
+	if (s->close_after)
+		o = PUTS(o, "Connection: close\r\n");
+	else if (s->minor == 0)
+		o = PUTS(o, "Connection: keep-alive\r\n");
+	o = PUTS(o, "\r\n");
+	if (s->method != HTTP_M_HEAD)
+		o = put(o, body, blen);
+	s->out.end = (uint32_t)(o - s->out.p);
+	s->bytes_out += blen;
+	s->state = ST_LOCAL;
+	s->resp_framed = 0;
+	s->uin.start = s->uin.end = 0;
+}
+
+/* ---- request heads -------------------------------------------------------------------------- */
+
+static bool is_hop_by_hop(const char *n, uint32_t len)
+{
+	switch (len) {
+	case 2:
+		return strncasecmp(n, "te", 2) == 0;
+	case 7:
+		return strncasecmp(n, "trailer", 7) == 0 || strncasecmp(n, "upgrade", 7) == 0;
+	case 10:
+		return strncasecmp(n, "connection", 10) == 0 || strncasecmp(n, "keep-alive", 10) == 0;
+	default:
+		return len > 6 && strncasecmp(n, "proxy-", 6) == 0;
+	}
+}
+
+#define MAX_CONN_TOKENS 16
+
+/* The header names listed in Connection (they are hop-by-hop for this message). */
+static unsigned connection_tokens(const struct http_msg *m, const char *buf, struct http_span *tok)
+{
+	unsigned n = 0;
+
+	for (uint32_t i = 0; i < m->nhdr; i++) {
+		if (!http_span_ieq(buf, m->hdr[i].name, "connection", 10))
+			continue;
+		const char *p = buf + m->hdr[i].value.off, *end = p + m->hdr[i].value.len;
+		while (p < end && n < MAX_CONN_TOKENS) {
+			while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+				p++;
+			const char *t = p;
+			while (p < end && *p != ',' && *p != ' ' && *p != '\t')
+				p++;
+			if (p > t) {
+				tok[n].off = (uint32_t)(t - buf);
+				tok[n].len = (uint32_t)(p - t);
+				n++;
+			}
+		}
+	}
+	return n;
+}
+
+static bool named_by_connection(const char *buf, struct http_span name, const struct http_span *tok,
+				unsigned ntok)
+{
+	for (unsigned i = 0; i < ntok; i++)
+		if (tok[i].len == name.len &&
+		    strncasecmp(buf + tok[i].off, buf + name.off, name.len) == 0)
+			return true;
+	return false;
+}
+
+static inline bool has_prefix_ci(const char *buf, struct http_span s, const char *pfx, uint32_t n)
+{
+	return s.len >= n && strncasecmp(buf + s.off, pfx, n) == 0;
+}
+
+static uint64_t rng_next(struct worker *w)
+{
+	/* xorshift64*: the per-worker stream behind random units and request ids */
+	uint64_t x = w->rng;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	w->rng = x;
+	return x * 0x2545f4914f6cdd1dULL;
+}
+
+static char *put_hex64(char *o, uint64_t v)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (int i = 15; i >= 0; i--)
+		*o++ = hex[(v >> (i * 4)) & 0xf];
+	return o;
+}
+
+/* Keeps the client's X-Request-Id when it is printable and short, else makes one. */
+static void take_request_id(struct session *s, const struct http_msg *m, const char *buf)
+{
+	int i = http_find_header(m, buf, "x-request-id", 12);
+
+	s->rid_generated = false;
+	if (i >= 0 && m->hdr[i].value.len > 0 && m->hdr[i].value.len < RID_MAX) {
+		const char *v = buf + m->hdr[i].value.off;
+		bool ok = true;
+		for (uint32_t k = 0; k < m->hdr[i].value.len && ok; k++)
+			ok = v[k] > 0x20 && v[k] < 0x7f && v[k] != '"' && v[k] != '\\';
+		if (ok) {
+			memcpy(s->rid, v, m->hdr[i].value.len);
+			s->rid_len = (uint8_t)m->hdr[i].value.len;
+			return;
+		}
+	}
+	char *o = put_hex64(s->rid, rng_next(s->w));
+	o = put_hex64(o, rng_next(s->w));
+	s->rid_len = (uint8_t)(o - s->rid);
+	s->rid_generated = true;
+}
+
+static void set_unit(struct session *s, const char *u, size_t len)
+{
+	if (len > UNIT_MAX)
+		len = UNIT_MAX; /* the hash used the whole value; the log keeps its first bytes */
+	memcpy(s->unit, u, len);
+	s->unit_len = (uint16_t)len;
+}
+
+/* Chooses the variant of experiment e for this request (see router.h for the hashing). */
+static void assign_variant(struct session *s, const struct conf_experiment *e,
+			   const struct http_msg *m, const char *buf)
+{
+	char scratch[UNIT_MAX];
+	const char *unit;
+	size_t ulen;
+
+	s->exp = e;
+	s->forced = false;
+	s->set_cookie = false;
+	s->unit_len = 0;
+	if (e->allow_force) {
+		int i = http_find_header(m, buf, "x-abgate-force-variant", 22);
+		if (i >= 0) {
+			struct http_span v = m->hdr[i].value;
+			for (size_t k = 0; k < e->nvariants; k++) {
+				if (strlen(e->variants[k].name) == v.len &&
+				    memcmp(e->variants[k].name, buf + v.off, v.len) == 0) {
+					s->variant = &e->variants[k];
+					s->forced = true;
+				}
+			}
+		}
+	}
+	bool found = router_unit(e, m, buf, scratch, sizeof(scratch), &unit, &ulen);
+	if (!found && e->fallback == CONF_FB_COOKIE && e->unit != CONF_UNIT_COOKIE)
+		found = router_cookie(m, buf, e->fallback_cookie, strlen(e->fallback_cookie), &unit,
+				      &ulen);
+	if (!found) {
+		switch (e->fallback) {
+		case CONF_FB_CONTROL:
+			if (!s->forced)
+				s->variant = &e->variants[0];
+			return; /* not randomised: logged without a unit */
+		case CONF_FB_CLIENT_IP:
+			unit = s->ip;
+			ulen = s->ip_len;
+			break;
+		case CONF_FB_RANDOM:
+			/* each request is its own unit; the request id stands for it in the log */
+			unit = s->rid;
+			ulen = s->rid_len;
+			break;
+		case CONF_FB_COOKIE: {
+			char *o = put_hex64(scratch, rng_next(s->w));
+			o = put_hex64(o, rng_next(s->w));
+			unit = scratch;
+			ulen = (size_t)(o - scratch);
+			s->set_cookie = true;
+			break;
+		}
+		}
+	}
+	set_unit(s, unit, ulen);
+	if (!s->forced)
+		s->variant = router_variant_at(
+			e, router_bucket(e->salt, strlen(e->salt), unit, ulen));
+}
+
+/* Writes the request head for the upstream into uout. Returns false when it does not fit. */
+static bool rewrite_request(struct session *s, const struct http_msg *m, const char *buf)
+{
+	struct http_span tok[MAX_CONN_TOKENS];
+	unsigned ntok = connection_tokens(m, buf, tok);
+	uint32_t cap = s->w->bufs.size;
+	char *o = s->uout.p, *end = s->uout.p + cap;
+	int xff = -1;
+
+	/* request line + the headers we add are bounded by the head plus 1 KiB */
+	if ((size_t)m->head_len + 1024 + 2 * UNIT_MAX > cap)
+		return false;
+	o = put(o, buf + m->method_s.off, m->method_s.len);
+	*o++ = ' ';
+	o = put(o, buf + m->target.off, m->target.len);
+	o = s->minor == 0 ? PUTS(o, " HTTP/1.0\r\n") : PUTS(o, " HTTP/1.1\r\n");
+	for (uint32_t i = 0; i < m->nhdr; i++) {
+		struct http_span n = m->hdr[i].name, v = m->hdr[i].value;
+		const char *nm = buf + n.off;
+		if (is_hop_by_hop(nm, n.len) || has_prefix_ci(buf, n, "x-abgate-", 9) ||
+		    (n.len == 6 && strncasecmp(nm, "expect", 6) == 0) ||
+		    (ntok > 0 && named_by_connection(buf, n, tok, ntok)))
+			continue;
+		if (n.len == 15 && strncasecmp(nm, "x-forwarded-for", 15) == 0) {
+			xff = (int)i;
+			continue;
+		}
+		o = put(o, nm, n.len);
+		o = PUTS(o, ": ");
+		o = put(o, buf + v.off, v.len);
+		o = PUTS(o, "\r\n");
+	}
+	o = PUTS(o, "X-Forwarded-For: ");
+	if (xff >= 0) {
+		/* several X-Forwarded-For fields fold into one list, ours last */
+		for (uint32_t i = (uint32_t)xff; i < m->nhdr; i++) {
+			if (!http_span_ieq(buf, m->hdr[i].name, "x-forwarded-for", 15))
+				continue;
+			o = put(o, buf + m->hdr[i].value.off, m->hdr[i].value.len);
+			o = PUTS(o, ", ");
+		}
+	}
+	o = put(o, s->ip, s->ip_len);
+	o = PUTS(o, "\r\n");
+	if (s->rid_generated) {
+		o = PUTS(o, "X-Request-Id: ");
+		o = put(o, s->rid, s->rid_len);
+		o = PUTS(o, "\r\n");
+	}
+	o = put_abgate_headers(s, o);
+	o = PUTS(o, "\r\n");
+	if (o > end)
+		abort(); /* the bound above makes this impossible */
+	s->uout.start = 0;
+	s->uout.end = (uint32_t)(o - s->uout.p);
+	return true;
+}
+
+/* Picks the backend's next server (round robin per worker) and connects or reuses. */
+static bool connect_upstream(struct session *s)
+{
+	struct worker *w = s->w;
+	const struct conf_backend *be = s->backend;
+	int first = be->servers[0].id;
+
+	if (first >= w->nrr) {
+		int n = first + 64;
+		uint32_t *rr = realloc(w->rr, (size_t)n * sizeof(*rr));
+		if (rr == NULL)
+			return false;
+		memset(rr + w->nrr, 0, (size_t)(n - w->nrr) * sizeof(*rr));
+		w->rr = rr;
+		w->nrr = n;
+	}
+	while ((size_t)s->tries < be->nservers) {
+		const struct conf_server *srv = &be->servers[w->rr[first]++ % be->nservers];
+		s->tries++;
+		s->server = srv->id;
+		s->u = upstream_acquire(w->pools, srv->id, s, &s->u_reused);
+		if (s->u != NULL) {
+			s->u->uses++;
+			s->t_upstream = now_us(w);
+			s->upstream_eof = false;
+			s->upstream_err = 0;
+			return true;
+		}
+		log_warn("upstream %s: connect", upstream_server_name(srv->id, NULL));
+		w->stats.upstream_errors++;
+	}
+	return false;
+}
+
+/* A complete request head is in w->msg: route it and start the exchange. */
+static void start_request(struct session *s)
+{
+	struct worker *w = s->w;
+	struct http_msg *m = &w->msg;
+	const char *buf = s->in.p + s->in.start;
+
+	worker_refresh_conf(w);
+	s->gen = w->cur;
+	s->gen->inflight++;
+	const struct conf *c = sconf(s);
+	uint64_t now = now_us(w);
+
+	s->t_start = now;
+	s->method = m->method;
+	s->minor = m->minor;
+	s->keep_alive = m->keep_alive;
+	s->close_after = false;
+	s->exp = NULL;
+	s->variant = NULL;
+	s->tries = 0;
+	s->server = -1;
+	s->status = 0;
+	s->bytes_in = m->head_len;
+	s->bytes_out = 0;
+	s->req_body = m->body;
+	s->req_framed = 0;
+	s->req_total = 0;
+	s->req_left = m->body == HTTP_BODY_LENGTH ? m->content_length : 0;
+	s->req_done = m->body == HTTP_BODY_NONE ||
+		      (m->body == HTTP_BODY_LENGTH && m->content_length == 0);
+	http_chunked_reset(&s->req_chunk);
+	s->sent_any = s->got_any = s->upstream_eof = false;
+	s->resp_head_done = s->resp_done = s->aborted = false;
+	s->resp_framed = 0;
+	s->uin_scan = 0;
+	take_request_id(s, m, buf);
+
+	const struct conf_experiment *e = router_match(c, m, buf);
+	if (e != NULL) {
+		assign_variant(s, e, m, buf);
+		s->backend = s->variant->backend;
+	} else {
+		s->unit_len = 0;
+		s->backend = c->default_backend;
+	}
+	bool fits = buf_ensure(s, &s->uout) && rewrite_request(s, m, buf);
+	bool expect = m->expect_continue && !s->req_done && m->minor == 1;
+	uint32_t head_len = m->head_len;
+
+	buf_consume(&s->in, head_len);
+	s->lf_scan = 0;
+	if (m->body == HTTP_BODY_LENGTH && m->content_length > c->limits.max_body_bytes) {
+		local_response(s, 413, "request body larger than limits.max_body_bytes", true);
+		return;
+	}
+	if (!fits) {
+		local_response(s, 431, "request head too large to forward", true);
+		return;
+	}
+	if (s->backend == NULL) {
+		local_response(s, 404, "no experiment matches and no default_backend is set", false);
+		return;
+	}
+	s->state = ST_PROXY;
+	if (!connect_upstream(s)) {
+		local_response(s, 502, "cannot connect to any server of the backend", false);
+		return;
+	}
+	if (expect && buf_len(&s->in) == 0 && buf_ensure(s, &s->out)) {
+		memcpy(s->out.p + s->out.end, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+		s->out.end += 25;
+	}
+}
+
+/* ST_HEAD: looks for a complete head in `in` and handles it. */
+static bool handle_head(struct session *s)
+{
+	struct worker *w = s->w;
+	uint32_t len = buf_len(&s->in);
+
+	if (len == 0)
+		return false;
+	if (s->lf_scan == 0)
+		s->t_head = now_us(w);
+	if (s->lf_scan >= len)
+		return false;
+	const char *buf = s->in.p + s->in.start;
+	if (memchr(buf + s->lf_scan, '\n', len - s->lf_scan) == NULL) {
+		s->lf_scan = len;
+		const struct conf_limits *lim = &w->cur->conf->limits;
+		if (len > lim->max_header_bytes) {
+			local_response(s, 431, "request head larger than limits.max_header_bytes", true);
+			return true;
+		}
+		return false;
+	}
+	const struct conf_limits *lim = &w->cur->conf->limits;
+	struct http_limits hl = {
+		.max_header_bytes = lim->max_header_bytes,
+		.max_request_line = lim->max_request_line,
+		.max_headers = lim->max_headers,
+	};
+	http_msg_reset(&w->msg);
+	w->msg.hdr = w->hdr;
+	w->msg.max_hdr = WORKER_MAX_HEADERS;
+	switch (http_parse_request(&w->msg, buf, len, &hl)) {
+	case HTTP_AGAIN:
+		s->lf_scan = len;
+		return false;
+	case HTTP_ERROR:
+	case HTTP_TOO_LARGE:
+		s->keep_alive = false;
+		local_response(s, w->msg.error_status ? w->msg.error_status : 400,
+			       w->msg.error ? w->msg.error : "malformed request", true);
+		return true;
+	case HTTP_OK:
+		break;
+	}
+	start_request(s);
+	return true;
+}
+
+/* ---- bodies -------------------------------------------------------------------------------- */
+
+/* Marks the request-body bytes that have arrived in `in` as ready to send. */
+static bool frame_request(struct session *s)
+{
+	if (s->req_done)
+		return false;
+	uint32_t avail = buf_len(&s->in) - s->req_framed;
+	if (avail == 0)
+		return false;
+	const char *p = s->in.p + s->in.start + s->req_framed;
+	uint32_t take;
+	if (s->req_body == HTTP_BODY_LENGTH) {
+		take = s->req_left < avail ? (uint32_t)s->req_left : avail;
+		s->req_left -= take;
+		s->req_done = s->req_left == 0;
+	} else {
+		size_t used;
+		enum http_parse rc = http_chunked_feed(&s->req_chunk, p, avail, &used);
+		if (rc == HTTP_ERROR || rc == HTTP_TOO_LARGE) {
+			if (s->sent_any || s->resp_head_done) {
+				s->aborted = true;
+				s->close_after = true;
+				return true;
+			}
+			local_response(s, 400, s->req_chunk.error ? s->req_chunk.error
+								  : "bad chunked body", true);
+			return true;
+		}
+		take = (uint32_t)used;
+		s->req_done = rc == HTTP_OK;
+	}
+	s->req_framed += take;
+	s->req_total += take;
+	s->bytes_in += take;
+	if (s->req_body == HTTP_BODY_CHUNKED && s->req_total > sconf(s)->limits.max_body_bytes) {
+		if (!s->resp_head_done) {
+			local_response(s, 413, "request body larger than limits.max_body_bytes", true);
+		} else {
+			s->aborted = true;
+			s->close_after = true;
+		}
+	}
+	return true;
+}
+
+/* Marks the response-body bytes in `uin` as ready to send, noting the end of the body. */
+static bool frame_response(struct session *s)
+{
+	if (s->resp_done)
+		return false;
+	uint32_t avail = buf_len(&s->uin) - s->resp_framed;
+	bool moved = false;
+
+	if (avail > 0) {
+		const char *p = s->uin.p + s->uin.start + s->resp_framed;
+		uint32_t take;
+		switch (s->resp_body) {
+		case HTTP_BODY_LENGTH:
+			take = s->resp_left < avail ? (uint32_t)s->resp_left : avail;
+			s->resp_left -= take;
+			s->resp_done = s->resp_left == 0;
+			break;
+		case HTTP_BODY_CHUNKED: {
+			size_t used;
+			enum http_parse rc = http_chunked_feed(&s->resp_chunk, p, avail, &used);
+			if (rc == HTTP_ERROR || rc == HTTP_TOO_LARGE) {
+				log_warnx("upstream %s: bad chunked response: %s",
+					  upstream_server_name(s->server, NULL),
+					  s->resp_chunk.error ? s->resp_chunk.error : "framing");
+				s->aborted = true;
+				s->close_after = true;
+				s->resp_done = true;
+				return true;
+			}
+			take = (uint32_t)used;
+			s->resp_done = rc == HTTP_OK;
+			break;
+		}
+		default: /* HTTP_BODY_EOF */
+			take = avail;
+			break;
+		}
+		s->resp_framed += take;
+		s->bytes_out += take;
+		moved = true;
+	}
+	if (!s->resp_done && s->upstream_eof && buf_len(&s->uin) == s->resp_framed) {
+		s->resp_done = true;
+		if (s->resp_body != HTTP_BODY_EOF) {
+			/* the upstream closed in the middle of the body: the client must see the
+			 * truncation as a closed connection */
+			log_warnx("upstream %s: closed before the end of the response body",
+				  upstream_server_name(s->server, NULL));
+			s->aborted = true;
+		}
+		s->close_after = true;
+		moved = true;
+	}
+	return moved;
+}
+
+/* ---- upstream I/O -------------------------------------------------------------------------- */
+
+/* The upstream failed before a response head arrived: retry where that is safe, else answer
+ * 502/504 ourselves (never another variant's backend). */
+static void upstream_failed(struct session *s)
+{
+	struct worker *w = s->w;
+	int err = s->upstream_err;
+	const char *name = upstream_server_name(s->server, NULL);
+	bool timeout = err == ETIMEDOUT;
+
+	w->stats.upstream_errors++;
+	if (s->u == NULL)
+		return;
+	if (err != 0) {
+		errno = err;
+		log_warn("upstream %s", name);
+	} else {
+		log_warnx("upstream %s: closed the connection without a response", name);
+	}
+	upstream_release(s->u, false);
+	s->u = NULL;
+	/* Nothing of the request reached the server: another server of the same backend may
+	 * take it. A reused keep-alive connection that the server closed as we used it may be
+	 * retried for a request without a body (its head is still in uout). */
+	bool retry = !timeout && (!s->sent_any || (s->u_reused && !s->got_any &&
+						   s->req_body == HTTP_BODY_NONE));
+	if (retry) {
+		if (s->u_reused && s->tries > 0)
+			s->tries--; /* a stale pooled connection does not use up the server's turn */
+		s->uout.start = 0;
+		s->sent_any = false;
+		if (connect_upstream(s))
+			return;
+	}
+	if (timeout)
+		local_response(s, 504, s->got_any ? "upstream response timed out"
+						   : "upstream did not answer in time", false);
+	else
+		local_response(s, 502, "upstream connection failed", false);
+}
+
+static bool write_upstream(struct session *s)
+{
+	struct upconn *u = s->u;
+
+	if (u == NULL || !u->c.writable)
+		return false;
+	if (u->connecting) {
+		int err = net_socket_error(u->c.fd);
+		if (err != 0) {
+			s->upstream_err = err;
+			s->upstream_eof = true;
+			return true;
+		}
+		u->connecting = false;
+		s->t_upstream = now_us(s->w);
+	}
+	struct iovec iov[2];
+	int n = 0;
+	if (buf_len(&s->uout) > 0) {
+		iov[n].iov_base = s->uout.p + s->uout.start;
+		iov[n++].iov_len = buf_len(&s->uout);
+	}
+	if (s->req_framed > 0) {
+		iov[n].iov_base = s->in.p + s->in.start;
+		iov[n++].iov_len = s->req_framed;
+	}
+	if (n == 0)
+		return false;
+	size_t total = iov[0].iov_len + (n > 1 ? iov[1].iov_len : 0);
+	ssize_t w = conn_writev(&u->c, iov, n);
+	if (w < 0) {
+		if (errno == EAGAIN) {
+			u->c.writable = false;
+			return false;
+		}
+		s->upstream_err = errno;
+		s->upstream_eof = true;
+		return true;
+	}
+	s->sent_any = true;
+	s->t_upstream = now_us(s->w);
+	size_t left = (size_t)w;
+	uint32_t h = buf_len(&s->uout) < left ? buf_len(&s->uout) : (uint32_t)left;
+	s->uout.start += h; /* uout keeps its bytes (start rewinds for a retry) */
+	left -= h;
+	if (left > 0) {
+		buf_consume(&s->in, (uint32_t)left);
+		s->req_framed -= (uint32_t)left;
+	}
+	if ((size_t)w < total)
+		u->c.writable = false;
+	return true;
+}
+
+static bool read_upstream(struct session *s)
+{
+	struct upconn *u = s->u;
+
+	if (u == NULL || !u->c.readable || u->connecting || s->upstream_eof)
+		return false;
+	if (!buf_ensure(s, &s->uin))
+		return false;
+	uint32_t room = buf_room(s, &s->uin);
+	if (room == 0)
+		return false; /* the client has not taken what we have: wait for it */
+	ssize_t n = conn_read(&u->c, s->uin.p + s->uin.end, room);
+	if (n > 0) {
+		s->uin.end += (uint32_t)n;
+		if ((uint32_t)n < room)
+			u->c.readable = false;
+		s->got_any = true;
+		s->t_upstream = now_us(s->w);
+		return true;
+	}
+	if (n < 0 && errno == EAGAIN) {
+		u->c.readable = false;
+		return false;
+	}
+	s->upstream_err = n < 0 ? errno : 0;
+	s->upstream_eof = true;
+	u->c.readable = false;
+	return true;
+}
+
+/* ---- response heads ------------------------------------------------------------------------ */
+
+/* Writes the client's response head into out from the upstream's (in w->msg). */
+static bool rewrite_response(struct session *s, const struct http_msg *m, const char *buf)
+{
+	struct http_span tok[MAX_CONN_TOKENS];
+	unsigned ntok = connection_tokens(m, buf, tok);
+	uint32_t cap = s->w->bufs.size;
+	bool have_rid = false;
+
+	if (!buf_ensure(s, &s->out))
+		return false;
+	if (s->out.end + (size_t)m->head_len + 1024 + 2 * UNIT_MAX > cap)
+		return false;
+	char *o = s->out.p + s->out.end;
+	o = PUTS(o, "HTTP/1.1 ");
+	o = put_u64(o, (uint64_t)m->status);
+	*o++ = ' ';
+	o = put(o, buf + m->reason.off, m->reason.len);
+	o = PUTS(o, "\r\n");
+	for (uint32_t i = 0; i < m->nhdr; i++) {
+		struct http_span n = m->hdr[i].name, v = m->hdr[i].value;
+		const char *nm = buf + n.off;
+		if (is_hop_by_hop(nm, n.len) || has_prefix_ci(buf, n, "x-abgate-", 9) ||
+		    (ntok > 0 && named_by_connection(buf, n, tok, ntok)))
+			continue;
+		if (n.len == 12 && strncasecmp(nm, "x-request-id", 12) == 0)
+			have_rid = true;
+		o = put(o, nm, n.len);
+		o = PUTS(o, ": ");
+		o = put(o, buf + v.off, v.len);
+		o = PUTS(o, "\r\n");
+	}
+	if (!have_rid) {
+		o = PUTS(o, "X-Request-Id: ");
+		o = put(o, s->rid, s->rid_len);
+		o = PUTS(o, "\r\n");
+	}
+	o = put_abgate_headers(s, o);
+	if (s->set_cookie) {
+		o = PUTS(o, "Set-Cookie: ");
+		o = put(o, s->exp->fallback_cookie, strlen(s->exp->fallback_cookie));
+		*o++ = '=';
+		o = put(o, s->unit, s->unit_len);
+		o = PUTS(o, "; Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax\r\n");
+	}
+	if (s->close_after)
+		o = PUTS(o, "Connection: close\r\n");
+	else if (s->minor == 0)
+		o = PUTS(o, "Connection: keep-alive\r\n");
+	o = PUTS(o, "\r\n");
+	s->out.end = (uint32_t)(o - s->out.p);
+	return true;
+}
+
+/* ST_PROXY: parses the response head once it is in uin. */
+static bool handle_response_head(struct session *s)
+{
+	struct worker *w = s->w;
+	uint32_t len = buf_len(&s->uin);
+
+	if (s->resp_head_done)
+		return false;
+	if (len == 0 || s->uin_scan >= len) {
+		if (s->upstream_eof) {
+			upstream_failed(s);
+			return true;
+		}
+		return false;
+	}
+	const char *buf = s->uin.p + s->uin.start;
+	if (memchr(buf + s->uin_scan, '\n', len - s->uin_scan) == NULL) {
+		s->uin_scan = len;
+		return handle_response_head(s);
+	}
+	const struct conf_limits *lim = &sconf(s)->limits;
+	struct http_limits hl = {.max_header_bytes = lim->max_header_bytes,
+				 .max_headers = WORKER_MAX_HEADERS};
+	http_msg_reset(&w->msg);
+	w->msg.hdr = w->hdr;
+	w->msg.max_hdr = WORKER_MAX_HEADERS;
+	enum http_parse rc = http_parse_response(&w->msg, buf, len, s->method, &hl);
+	if (rc == HTTP_AGAIN) {
+		s->uin_scan = len;
+		if (len >= w->bufs.size) {
+			rc = HTTP_TOO_LARGE;
+		} else {
+			if (s->upstream_eof) {
+				s->upstream_err = 0;
+				upstream_failed(s);
+				return true;
+			}
+			return false;
+		}
+	}
+	if (rc != HTTP_OK) {
+		log_warnx("upstream %s: invalid response: %s", upstream_server_name(s->server, NULL),
+			  w->msg.error ? w->msg.error : "malformed head");
+		w->stats.upstream_errors++;
+		local_response(s, 502, "invalid response from upstream", false);
+		return true;
+	}
+	if (w->msg.status < 200) {
+		if (w->msg.status == 101) {
+			local_response(s, 502, "upstream switched protocols unasked", false);
+			return true;
+		}
+		buf_consume(&s->uin, w->msg.head_len); /* interim responses are not forwarded */
+		s->uin_scan = 0;
+		return true;
+	}
+	s->status = w->msg.status;
+	s->resp_body = w->msg.body;
+	s->resp_left = w->msg.body == HTTP_BODY_LENGTH ? w->msg.content_length : 0;
+	s->resp_done = w->msg.body == HTTP_BODY_NONE ||
+		       (w->msg.body == HTTP_BODY_LENGTH && w->msg.content_length == 0);
+	http_chunked_reset(&s->resp_chunk);
+	s->upstream_keep = w->msg.keep_alive;
+	if (!s->keep_alive || w->msg.body == HTTP_BODY_EOF || !s->req_done || s->w->draining)
+		s->close_after = true;
+	if (!rewrite_response(s, &w->msg, buf)) {
+		local_response(s, 502, "upstream response head too large", false);
+		return true;
+	}
+	buf_consume(&s->uin, w->msg.head_len);
+	s->resp_head_done = true;
+	return true;
+}
+
+/* ---- client I/O ---------------------------------------------------------------------------- */
+
+static bool read_client(struct session *s)
+{
+	if (!s->c.readable || s->client_eof || s->state == ST_LOCAL)
+		return false;
+	/* a request body must still be read when the connection closes after this response;
+	 * the next request need not be */
+	if (s->close_after && (s->state != ST_PROXY || s->req_done))
+		return false;
+	if (!buf_ensure(s, &s->in))
+		return false;
+	uint32_t room = buf_room(s, &s->in);
+	if (room == 0)
+		return false;
+	ssize_t n = conn_read(&s->c, s->in.p + s->in.end, room);
+	if (n > 0) {
+		s->in.end += (uint32_t)n;
+		if ((uint32_t)n < room)
+			s->c.readable = false;
+		s->t_client = now_us(s->w);
+		return true;
+	}
+	if (n < 0 && errno == EAGAIN) {
+		s->c.readable = false;
+		return false;
+	}
+	s->client_eof = true;
+	s->c.readable = false;
+	return true;
+}
+
+static bool write_client(struct session *s)
+{
+	struct iovec iov[2];
+	int n = 0;
+
+	if (!s->c.writable)
+		return false;
+	if (buf_len(&s->out) > 0) {
+		iov[n].iov_base = s->out.p + s->out.start;
+		iov[n++].iov_len = buf_len(&s->out);
+	}
+	if (s->resp_framed > 0) {
+		iov[n].iov_base = s->uin.p + s->uin.start;
+		iov[n++].iov_len = s->resp_framed;
+	}
+	if (n == 0)
+		return false;
+	size_t total = iov[0].iov_len + (n > 1 ? iov[1].iov_len : 0);
+	ssize_t w = conn_writev(&s->c, iov, n);
+	if (w < 0) {
+		if (errno == EAGAIN) {
+			s->c.writable = false;
+			return false;
+		}
+		/* the client is gone: nothing more can be delivered */
+		s->aborted = true;
+		s->close_after = true;
+		s->out.start = s->out.end = 0;
+		if (s->resp_framed > 0) {
+			buf_consume(&s->uin, s->resp_framed);
+			s->resp_framed = 0;
+		}
+		return true;
+	}
+	s->t_client = now_us(s->w);
+	size_t left = (size_t)w;
+	uint32_t h = buf_len(&s->out) < left ? buf_len(&s->out) : (uint32_t)left;
+	buf_consume(&s->out, h);
+	left -= h;
+	if (left > 0) {
+		buf_consume(&s->uin, (uint32_t)left);
+		s->resp_framed -= (uint32_t)left;
+	}
+	if ((size_t)w < total)
+		s->c.writable = false;
+	return true;
+}
+
+/* ---- the session loop ---------------------------------------------------------------------- */
+
+/* ST_PROXY: is the exchange over? Then let go of it. Returns true when it ended. */
+static bool finish_exchange(struct session *s)
+{
+	if (!(s->resp_done || s->aborted) || buf_len(&s->out) > 0 || s->resp_framed > 0)
+		return false;
+	bool reusable = !s->aborted && s->upstream_keep && s->resp_body != HTTP_BODY_EOF &&
+			s->req_done && s->req_framed == 0 && buf_len(&s->uout) == 0 &&
+			buf_len(&s->uin) == 0 && !s->upstream_eof;
+	if (!s->req_done)
+		s->close_after = true;
+	end_request(s, reusable);
+	return true;
+}
+
+static void session_run(struct session *s)
+{
+	bool progress = true;
+
+	while (progress) {
+		progress = read_client(s);
+		switch (s->state) {
+		case ST_HEAD:
+			if (handle_head(s))
+				progress = true;
+			break;
+		case ST_PROXY:
+			progress |= frame_request(s);
+			if (s->state != ST_PROXY)
+				break;
+			progress |= write_upstream(s);
+			progress |= read_upstream(s);
+			if (s->u != NULL && s->upstream_eof && !s->resp_head_done && !s->got_any) {
+				upstream_failed(s);
+				progress = true;
+				break;
+			}
+			if (!s->resp_head_done)
+				progress |= handle_response_head(s);
+			if (s->state == ST_PROXY && s->resp_head_done)
+				progress |= frame_response(s);
+			break;
+		case ST_LOCAL:
+			break;
+		}
+		progress |= write_client(s);
+		if (s->state == ST_PROXY && finish_exchange(s))
+			progress = true;
+		if (s->state == ST_LOCAL && buf_len(&s->out) == 0) {
+			if (s->gen != NULL)
+				end_request(s, false);
+			s->state = ST_HEAD;
+			progress = true;
+		}
+		if (s->state == ST_HEAD && (s->close_after || s->aborted ||
+					    (s->client_eof && buf_len(&s->in) == 0))) {
+			session_free(s);
+			return;
+		}
+	}
+	if (s->state == ST_HEAD && s->client_eof) {
+		session_free(s); /* a partial head and nothing more will come */
+		return;
+	}
+	if (s->c.fd >= 0 && !s->client_eof && s->state == ST_HEAD && buf_len(&s->in) == 0 &&
+	    s->w->draining) {
+		session_free(s);
+		return;
+	}
+	uint64_t now = now_us(s->w), next = 0;
+	if (check_timeouts(s, now, &next))
+		return;
+	if (s->upstream_eof && s->state == ST_PROXY) {
+		/* a deadline passed inside check_timeouts: let the loop act on it */
+		session_run(s);
+		return;
+	}
+	arm_timer(s, now, next);
+}
+
+static void client_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+
+	if (what & EV_READ)
+		s->c.readable = true;
+	if (what & EV_WRITE)
+		s->c.writable = true;
+	session_run(s);
+}
+
+void proxy_upstream_event(void *owner, short what)
+{
+	session_run(owner);
+}
+
+/* The one teardown of a session: every path that ends a client connection comes here. */
+static void session_free(struct session *s)
+{
+	struct worker *w = s->w;
+
+	if (s->u != NULL) {
+		upstream_release(s->u, false);
+		s->u = NULL;
+	}
+	if (s->gen != NULL) {
+		if (s->status == 0)
+			s->status = 499; /* the client left before the response was complete */
+		if (s->exp != NULL)
+			record_request(s, now_us(w));
+		worker_gen_put(w, s->gen);
+	}
+	conn_close(&s->c);
+	if (s->timer != NULL)
+		event_free(s->timer);
+	struct buf *bufs[] = {&s->in, &s->out, &s->uin, &s->uout};
+	for (size_t i = 0; i < 4; i++)
+		if (bufs[i]->p != NULL)
+			worker_buf_put(w, bufs[i]->p);
+	if (s->prev != NULL)
+		s->prev->next = s->next;
+	else
+		w->sessions = s->next;
+	if (s->next != NULL)
+		s->next->prev = s->prev;
+	w->nsessions--;
+	free(s);
+}
+
+/* ---- accepting ------------------------------------------------------------------------------ */
+
+void proxy_accept(struct worker *w, int lfd)
+{
+	for (;;) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+				worker_accept_pause(w);
+			return;
+		}
+		struct session *s = calloc(1, sizeof(*s));
+		if (s == NULL) {
+			close(fd);
+			worker_accept_pause(w);
+			return;
+		}
+		s->w = w;
+		s->c.fd = fd;
+		s->c.writable = true;
+		s->server = -1;
+		s->ip_len = (uint8_t)net_addr_str((struct sockaddr *)&ss, s->ip, sizeof(s->ip));
+		s->t_client = s->t_head = now_us(w);
+		s->c.ev = event_new(w->base, fd, EV_READ | EV_WRITE | EV_PERSIST | EV_ET, client_cb, s);
+		s->timer = evtimer_new(w->base, timer_cb, s);
+		s->next = w->sessions;
+		if (w->sessions != NULL)
+			w->sessions->prev = s;
+		w->sessions = s;
+		w->nsessions++;
+		w->stats.accepted++;
+		if (s->c.ev == NULL || s->timer == NULL || event_add(s->c.ev, NULL) < 0) {
+			session_free(s);
+			continue;
+		}
+		if (w->nsessions >= w->cur->conf->limits.max_connections)
+			worker_accept_pause(w);
+		/* the request is often already there: no need to wait for the edge */
+		s->c.readable = true;
+		session_run(s);
+	}
+}
+
+unsigned proxy_drain(struct worker *w)
+{
+	struct session *s = w->sessions, *next;
+
+	for (; s != NULL; s = next) {
+		next = s->next;
+		if (s->state == ST_HEAD && buf_len(&s->in) == 0)
+			session_free(s);
+		else
+			s->close_after = true;
+	}
+	return w->nsessions;
+}
+
+void proxy_close_all(struct worker *w)
+{
+	while (w->sessions != NULL)
+		session_free(w->sessions);
+}

@@ -1,0 +1,369 @@
+/*
+ * server.c - the `serve` command (see include/server.h).
+ *
+ * The main thread owns the configuration file, the signals and the admin listener; worker
+ * threads carry the traffic. A reload builds the new generation beside the old one and swaps
+ * one pointer under a lock; workers notice the new sequence number at their next request.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "admin.h"
+#include "conf.h"
+#include "httpd.h"
+#include "log.h"
+#include "net.h"
+#include "outlog.h"
+#include "server.h"
+#include "upstream.h"
+#include "worker.h"
+
+atomic_uint_fast64_t server_conf_seq;
+
+static struct conf *current;
+static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static struct {
+	const char *conf_path;
+	struct event_base *base;
+	struct worker **workers;
+	uint32_t nworkers;
+	struct outlog *outlog;
+	struct httpd *admin;
+	struct event *drain_timer;
+	bool draining;
+	uint64_t reloads_ok, reloads_failed;
+} srv;
+
+struct conf *server_conf_acquire(uint64_t *seq)
+{
+	pthread_mutex_lock(&current_lock);
+	struct conf *c = conf_ref(current);
+	*seq = atomic_load(&server_conf_seq);
+	pthread_mutex_unlock(&current_lock);
+	return c;
+}
+
+bool server_ready(void)
+{
+	return !srv.draining;
+}
+
+static void publish(struct conf *c)
+{
+	pthread_mutex_lock(&current_lock);
+	struct conf *old = current;
+	current = c;
+	atomic_fetch_add_explicit(&server_conf_seq, 1, memory_order_release);
+	pthread_mutex_unlock(&current_lock);
+	conf_unref(old);
+}
+
+/* One config record per experiment: the weights in force from now on. */
+static void log_config_records(const struct conf *c)
+{
+	char line[8192];
+	struct timeval tv;
+
+	if (srv.outlog == NULL)
+		return;
+	gettimeofday(&tv, NULL);
+	for (size_t i = 0; i < c->nexperiments; i++) {
+		const struct conf_experiment *e = &c->experiments[i];
+		const char *names[64];
+		uint32_t weights[64];
+		size_t n = e->nvariants < 64 ? e->nvariants : 64;
+		for (size_t k = 0; k < n; k++) {
+			names[k] = e->variants[k].name;
+			weights[k] = e->variants[k].weight_bp;
+		}
+		size_t len = outlog_format_config(line, sizeof(line), &tv, c->generation, e->name,
+						  names, weights, n);
+		if (len == 0 || outlog_write_block(srv.outlog, line, len) < 0)
+			log_error("outcome log: cannot queue the config record of %s", e->name);
+	}
+}
+
+static bool same_listeners(const struct conf *a, const struct conf *b)
+{
+	if (a->nlistens != b->nlistens)
+		return false;
+	for (size_t i = 0; i < a->nlistens; i++)
+		if (strcmp(a->listens[i].addr.text, b->listens[i].addr.text) != 0)
+			return false;
+	return true;
+}
+
+int server_reload(char *err, size_t errlen)
+{
+	struct conf *n;
+	uint64_t seq;
+
+	if (conf_load(srv.conf_path, &n, err, errlen) < 0) {
+		srv.reloads_failed++;
+		log_error("reload failed, the running configuration stays: %s", err);
+		return -1;
+	}
+	if (upstream_register_conf(n) < 0) {
+		snprintf(err, errlen, "%s: too many upstream servers", srv.conf_path);
+		conf_free(n);
+		srv.reloads_failed++;
+		log_error("reload failed: %s", err);
+		return -1;
+	}
+	struct conf *old = server_conf_acquire(&seq);
+	n->generation = old->generation + 1;
+	if (!same_listeners(old, n))
+		log_warnx("reload: listen addresses change only with a restart");
+	if (old->workers != n->workers)
+		log_warnx("reload: the number of workers changes only with a restart");
+	if ((old->log_outcomes == NULL) != (n->log_outcomes == NULL) ||
+	    (old->log_outcomes && strcmp(old->log_outcomes, n->log_outcomes) != 0))
+		log_warnx("reload: the outcome log path changes only with a restart");
+	conf_unref(old);
+	publish(n);
+	log_config_records(n);
+	srv.reloads_ok++;
+	log_info("reloaded %s: generation %llu", srv.conf_path, (unsigned long long)n->generation);
+	return 0;
+}
+
+static void stop_now(void)
+{
+	for (uint32_t i = 0; i < srv.nworkers; i++)
+		worker_stop(srv.workers[i], false);
+	event_base_loopbreak(srv.base);
+}
+
+static void drain_check_cb(evutil_socket_t fd, short what, void *arg)
+{
+	uint64_t *deadline_ticks = arg;
+	bool all = true;
+
+	for (uint32_t i = 0; i < srv.nworkers; i++)
+		all &= atomic_load(&srv.workers[i]->stopped);
+	if (all || --*deadline_ticks == 0) {
+		if (!all)
+			log_warnx("drain timeout: closing the connections still open");
+		stop_now();
+	}
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	char err[1024];
+
+	switch (sig) {
+	case SIGHUP:
+		(void)server_reload(err, sizeof(err));
+		break;
+	case SIGUSR1:
+		if (log_reopen() < 0)
+			log_warn("reopen error log");
+		if (srv.outlog != NULL)
+			outlog_reopen(srv.outlog);
+		log_info("log files reopened");
+		break;
+	case SIGTERM:
+	case SIGINT:
+		if (srv.draining) {
+			stop_now();
+			break;
+		}
+		srv.draining = true;
+		log_info("draining: no new connections, finishing requests in flight");
+		for (uint32_t i = 0; i < srv.nworkers; i++)
+			worker_stop(srv.workers[i], true);
+		{
+			static uint64_t ticks;
+			uint64_t cur_seq;
+			struct conf *c = server_conf_acquire(&cur_seq);
+			ticks = c->drain_timeout_ms / 50 + 1;
+			conf_unref(c);
+			struct timeval tv = {0, 50000};
+			srv.drain_timer = event_new(srv.base, -1, EV_PERSIST, drain_check_cb, &ticks);
+			if (srv.drain_timer == NULL || event_add(srv.drain_timer, &tv) < 0)
+				stop_now();
+		}
+		break;
+	}
+}
+
+/* Refuses to share a port with another process: SO_REUSEPORT would let two instances split
+ * the traffic silently. */
+static int probe_listeners(const struct conf *c)
+{
+	for (size_t i = 0; i < c->nlistens; i++) {
+		const struct conf_addr *a = &c->listens[i].addr;
+		int fd = net_listen((const struct sockaddr *)&a->ss, a->sslen, false, 1);
+		if (fd < 0) {
+			fprintf(stderr, "abgate serve: cannot listen on %s: %s\n", a->text,
+				strerror(errno));
+			return -1;
+		}
+		close(fd);
+	}
+	return 0;
+}
+
+/* Creates the directory that will hold path, when missing (var/ on a fresh checkout). */
+static void make_parent_dir(const char *path)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+
+	if (slash == NULL || slash == path || (size_t)(slash - path) >= sizeof(dir))
+		return;
+	memcpy(dir, path, (size_t)(slash - path));
+	dir[slash - path] = '\0';
+	for (char *p = dir + 1; *p; p++) {
+		if (*p == '/') {
+			*p = '\0';
+			mkdir(dir, 0755);
+			*p = '/';
+		}
+	}
+	mkdir(dir, 0755);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: abgate serve -c FILE\n"
+		   "  Runs the proxy in the foreground.\n"
+		   "  SIGHUP or POST /reload: reload FILE (a bad file keeps the running one)\n"
+		   "  SIGTERM/SIGINT: stop accepting, finish requests in flight, exit 0\n"
+		   "  SIGUSR1: reopen the log files (after rotation)\n");
+}
+
+int server_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	char err[1024];
+	struct event *sigs[4] = {NULL};
+	int rc = 2, ch;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			srv.conf_path = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			fprintf(stderr, "abgate serve: unknown option (see abgate serve --help)\n");
+			return 1;
+		}
+	}
+	if (srv.conf_path == NULL || optind != argc) {
+		fprintf(stderr, "abgate serve: needs -c FILE and nothing else\n");
+		return 1;
+	}
+	struct conf *c;
+	if (conf_load(srv.conf_path, &c, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (log_open(c->log_error) < 0) {
+		fprintf(stderr, "abgate serve: cannot open error log %s: %s\n", c->log_error,
+			strerror(errno));
+		conf_free(c);
+		return 1;
+	}
+	log_set_level((enum log_level)log_level_parse(c->log_level));
+	if (upstream_register_conf(c) < 0 || probe_listeners(c) < 0) {
+		conf_free(c);
+		return 1;
+	}
+	publish(c);
+	if (c->log_outcomes != NULL) {
+		make_parent_dir(c->log_outcomes);
+		if ((srv.outlog = outlog_open(c->log_outcomes, c->log_fsync_ms, 0)) == NULL) {
+			fprintf(stderr, "abgate serve: cannot open outcome log %s: %s\n",
+				c->log_outcomes, strerror(errno));
+			rc = 1;
+			goto out;
+		}
+	}
+	log_config_records(c);
+	if ((srv.base = event_base_new()) == NULL)
+		goto out;
+	srv.nworkers = c->workers;
+	if ((srv.workers = calloc(srv.nworkers, sizeof(*srv.workers))) == NULL)
+		goto out;
+	for (uint32_t i = 0; i < srv.nworkers; i++) {
+		if ((srv.workers[i] = worker_new((int)i, c, srv.outlog)) == NULL) {
+			fprintf(stderr, "abgate serve: cannot start worker %u (see the error log)\n", i);
+			goto out;
+		}
+	}
+	int afd = net_listen((const struct sockaddr *)&c->admin_addr.ss, c->admin_addr.sslen, false,
+			     128);
+	if (afd < 0) {
+		fprintf(stderr, "abgate serve: cannot listen on admin %s: %s\n", c->admin_addr.text,
+			strerror(errno));
+		rc = 1;
+		goto out;
+	}
+	struct httpd_opts ho = {.max_body = 8u << 20, .server_name = "abgate"};
+	if ((srv.admin = httpd_new(srv.base, afd, &ho, admin_handle, NULL)) == NULL)
+		goto out;
+	static const int signums[4] = {SIGHUP, SIGTERM, SIGINT, SIGUSR1};
+	for (int i = 0; i < 4; i++) {
+		sigs[i] = evsignal_new(srv.base, signums[i], signal_cb, NULL);
+		if (sigs[i] == NULL || event_add(sigs[i], NULL) < 0)
+			goto out;
+	}
+	for (uint32_t i = 0; i < srv.nworkers; i++) {
+		if (worker_start(srv.workers[i]) < 0) {
+			log_warn("start worker %u", i);
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < c->nlistens; i++)
+		log_info("listening on %s", c->listens[i].addr.text);
+	log_info("admin on %s, %u worker(s), generation %llu", c->admin_addr.text, srv.nworkers,
+		 (unsigned long long)c->generation);
+	event_base_dispatch(srv.base);
+	rc = 0;
+out:
+	if (srv.workers != NULL) {
+		for (uint32_t i = 0; i < srv.nworkers; i++) {
+			if (srv.workers[i] != NULL && srv.workers[i]->started && rc != 0)
+				worker_stop(srv.workers[i], false);
+			worker_free(srv.workers[i]);
+		}
+		free(srv.workers);
+	}
+	for (int i = 0; i < 4; i++)
+		if (sigs[i] != NULL)
+			event_free(sigs[i]);
+	if (srv.drain_timer != NULL)
+		event_free(srv.drain_timer);
+	httpd_free(srv.admin);
+	outlog_close(srv.outlog);
+	if (srv.base != NULL)
+		event_base_free(srv.base);
+	pthread_mutex_lock(&current_lock);
+	conf_unref(current);
+	current = NULL;
+	pthread_mutex_unlock(&current_lock);
+	if (rc == 0)
+		log_info("stopped");
+	return rc;
+}

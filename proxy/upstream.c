@@ -1,0 +1,257 @@
+/*
+ * upstream.c - server registry and per-worker keep-alive pools (see include/upstream.h).
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "log.h"
+#include "net.h"
+#include "upstream.h"
+
+#define MAX_SERVERS 4096
+
+struct server {
+	char *name; /* "host:port" as written */
+	size_t name_len;
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	bool tls;
+};
+
+/* Registry entries are written under the lock and never move or change once published, so
+ * workers read them without locking (they learn of a new id only through a new generation,
+ * which is handed over under a lock). */
+static struct server *servers[MAX_SERVERS];
+static int nservers;
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+
+struct pool {
+	struct upconn *idle; /* LIFO: the most recently used connection is the warmest */
+	uint32_t nidle;
+};
+
+struct upstream_pools {
+	struct event_base *base; /* (ref) */
+	upstream_event_cb cb;
+	uint32_t max_idle;
+	struct pool *pool; /* indexed by server id, grown on demand */
+	int npool;
+	size_t total_idle;
+};
+
+static int register_server(const struct conf_server *cs)
+{
+	for (int i = 0; i < nservers; i++) {
+		const struct server *s = servers[i];
+		if (s->tls == cs->tls && strcmp(s->name, cs->addr.text) == 0 &&
+		    s->sslen == cs->addr.sslen && memcmp(&s->ss, &cs->addr.ss, s->sslen) == 0)
+			return i;
+	}
+	if (nservers == MAX_SERVERS)
+		return -1;
+	struct server *s = calloc(1, sizeof(*s));
+	if (s == NULL || (s->name = strdup(cs->addr.text)) == NULL) {
+		free(s);
+		return -1;
+	}
+	s->name_len = strlen(s->name);
+	s->ss = cs->addr.ss;
+	s->sslen = cs->addr.sslen;
+	s->tls = cs->tls;
+	servers[nservers] = s;
+	return nservers++;
+}
+
+int upstream_register_conf(struct conf *c)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&registry_lock);
+	for (size_t b = 0; b < c->nbackends && rc == 0; b++) {
+		struct conf_backend *be = &c->backends[b];
+		for (size_t i = 0; i < be->nservers; i++) {
+			be->servers[i].id = register_server(&be->servers[i]);
+			if (be->servers[i].id < 0) {
+				rc = -1;
+				break;
+			}
+		}
+	}
+	pthread_mutex_unlock(&registry_lock);
+	return rc;
+}
+
+const char *upstream_server_name(int id, size_t *len)
+{
+	if (len != NULL)
+		*len = servers[id]->name_len;
+	return servers[id]->name;
+}
+
+int upstream_server_count(void)
+{
+	pthread_mutex_lock(&registry_lock);
+	int n = nservers;
+	pthread_mutex_unlock(&registry_lock);
+	return n;
+}
+
+struct upstream_pools *upstream_pools_new(struct event_base *base, upstream_event_cb cb,
+					  uint32_t max_idle_per_server)
+{
+	struct upstream_pools *p = calloc(1, sizeof(*p));
+
+	if (p == NULL)
+		return NULL;
+	p->base = base;
+	p->cb = cb;
+	p->max_idle = max_idle_per_server;
+	return p;
+}
+
+static void upconn_free(struct upconn *u)
+{
+	conn_close(&u->c);
+	free(u);
+}
+
+void upstream_pools_free(struct upstream_pools *p)
+{
+	if (p == NULL)
+		return;
+	for (int i = 0; i < p->npool; i++) {
+		struct upconn *u = p->pool[i].idle, *next;
+		for (; u != NULL; u = next) {
+			next = u->next_idle;
+			upconn_free(u);
+		}
+	}
+	free(p->pool);
+	free(p);
+}
+
+static void unlink_idle(struct upconn *u)
+{
+	struct pool *pl = &u->pools->pool[u->server];
+
+	for (struct upconn **pp = &pl->idle; *pp != NULL; pp = &(*pp)->next_idle) {
+		if (*pp == u) {
+			*pp = u->next_idle;
+			pl->nidle--;
+			u->pools->total_idle--;
+			break;
+		}
+	}
+	u->next_idle = NULL;
+}
+
+/* An idle connection has an edge: the server closed it, or sent something unasked. Either way
+ * it cannot carry another request. */
+static void idle_event(struct upconn *u, short what)
+{
+	char probe[64];
+
+	if (!(what & EV_READ))
+		return;
+	ssize_t n = conn_read(&u->c, probe, sizeof(probe));
+	if (n < 0 && errno == EAGAIN)
+		return;
+	unlink_idle(u);
+	upconn_free(u);
+}
+
+static void upconn_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct upconn *u = arg;
+
+	if (what & EV_READ)
+		u->c.readable = true;
+	if (what & EV_WRITE)
+		u->c.writable = true;
+	if (u->owner != NULL)
+		u->pools->cb(u->owner, what);
+	else
+		idle_event(u, what);
+}
+
+static int grow(struct upstream_pools *p, int server)
+{
+	if (server < p->npool)
+		return 0;
+	int n = server + 16;
+	struct pool *np = realloc(p->pool, (size_t)n * sizeof(*np));
+	if (np == NULL)
+		return -1;
+	memset(np + p->npool, 0, (size_t)(n - p->npool) * sizeof(*np));
+	p->pool = np;
+	p->npool = n;
+	return 0;
+}
+
+struct upconn *upstream_acquire(struct upstream_pools *p, int server, void *owner, bool *reused)
+{
+	struct upconn *u;
+	bool in_progress;
+
+	if (grow(p, server) < 0)
+		return NULL;
+	struct pool *pl = &p->pool[server];
+	if ((u = pl->idle) != NULL) {
+		pl->idle = u->next_idle;
+		pl->nidle--;
+		p->total_idle--;
+		u->next_idle = NULL;
+		u->owner = owner;
+		*reused = true;
+		return u;
+	}
+	*reused = false;
+	const struct server *s = servers[server];
+	int fd = net_connect((const struct sockaddr *)&s->ss, s->sslen, &in_progress);
+	if (fd < 0)
+		return NULL;
+	if ((u = calloc(1, sizeof(*u))) == NULL) {
+		close(fd);
+		errno = ENOMEM;
+		return NULL;
+	}
+	u->c.fd = fd;
+	u->pools = p;
+	u->server = server;
+	u->owner = owner;
+	u->connecting = in_progress;
+	u->c.writable = !in_progress;
+	u->c.ev = event_new(p->base, fd, EV_READ | EV_WRITE | EV_PERSIST | EV_ET, upconn_cb, u);
+	if (u->c.ev == NULL || event_add(u->c.ev, NULL) < 0) {
+		upconn_free(u);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return u;
+}
+
+void upstream_release(struct upconn *u, bool reusable)
+{
+	struct upstream_pools *p = u->pools;
+	struct pool *pl = &p->pool[u->server];
+
+	u->owner = NULL;
+	if (!reusable || u->connecting || pl->nidle >= p->max_idle || u->c.fd < 0) {
+		upconn_free(u);
+		return;
+	}
+	u->next_idle = pl->idle;
+	pl->idle = u;
+	pl->nidle++;
+	p->total_idle++;
+}
+
+size_t upstream_idle_count(const struct upstream_pools *p)
+{
+	return p->total_idle;
+}

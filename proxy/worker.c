@@ -1,0 +1,313 @@
+/*
+ * worker.c - event-loop threads (see include/worker.h).
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "log.h"
+#include "net.h"
+#include "outlog.h"
+#include "proxy.h"
+#include "server.h"
+#include "upstream.h"
+#include "worker.h"
+
+#define TICK_MS 50
+#define ACCEPT_PAUSE_MS 100
+#define BUF_POOL_MAX 1024
+#define MAX_IDLE_PER_SERVER 512
+
+enum { WAKE_DRAIN = 1, WAKE_STOP = 2 };
+
+static uint32_t buffer_size(const struct conf *c)
+{
+	uint32_t size = c->limits.max_header_bytes + 4096;
+
+	size = (size + 4095) & ~4095u;
+	return size < 16384 ? 16384 : size;
+}
+
+char *worker_buf_get(struct worker *w)
+{
+	if (w->bufs.nfree > 0)
+		return w->bufs.free[--w->bufs.nfree];
+	return malloc(w->bufs.size);
+}
+
+void worker_buf_put(struct worker *w, char *b)
+{
+	if (b == NULL)
+		return;
+	if (w->bufs.nfree < w->bufs.cap)
+		w->bufs.free[w->bufs.nfree++] = b;
+	else
+		free(b);
+}
+
+static struct gen *gen_new(struct conf *c, uint64_t seq)
+{
+	struct gen *g = calloc(1, sizeof(*g));
+
+	if (g == NULL)
+		return NULL;
+	g->conf = c;
+	g->seq = seq;
+	return g;
+}
+
+void worker_refresh_conf(struct worker *w)
+{
+	uint64_t seq = atomic_load_explicit(&server_conf_seq, memory_order_acquire);
+
+	if (seq == w->cur->seq)
+		return;
+	struct conf *c = server_conf_acquire(&seq);
+	struct gen *g = gen_new(c, seq);
+	if (g == NULL) {
+		conf_unref(c);
+		return; /* keep serving on the generation we have */
+	}
+	struct gen *old = w->cur;
+	w->cur = g;
+	if (old->inflight == 0) {
+		conf_unref(old->conf);
+		free(old);
+	} else {
+		old->next = w->retired;
+		w->retired = old;
+	}
+}
+
+void worker_gen_put(struct worker *w, struct gen *g)
+{
+	if (--g->inflight > 0 || g == w->cur)
+		return;
+	for (struct gen **pp = &w->retired; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == g) {
+			*pp = g->next;
+			break;
+		}
+	}
+	conf_unref(g->conf);
+	free(g);
+}
+
+static void listener_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker_listener *l = arg;
+
+	proxy_accept(l->w, l->fd);
+}
+
+static void close_listeners(struct worker *w)
+{
+	for (size_t i = 0; i < w->nlisteners; i++) {
+		if (w->listeners[i].ev != NULL)
+			event_free(w->listeners[i].ev);
+		if (w->listeners[i].fd >= 0)
+			close(w->listeners[i].fd);
+		w->listeners[i].ev = NULL;
+		w->listeners[i].fd = -1;
+	}
+}
+
+void worker_accept_pause(struct worker *w)
+{
+	if (w->accept_paused)
+		return;
+	w->accept_paused = true;
+	for (size_t i = 0; i < w->nlisteners; i++)
+		if (w->listeners[i].ev != NULL)
+			event_del(w->listeners[i].ev);
+	if (errno == EMFILE || errno == ENFILE)
+		log_warn("worker %d: accept paused", w->id);
+}
+
+static void accept_resume(struct worker *w)
+{
+	w->accept_paused = false;
+	for (size_t i = 0; i < w->nlisteners; i++) {
+		if (w->listeners[i].ev == NULL)
+			continue;
+		event_add(w->listeners[i].ev, NULL);
+		proxy_accept(w, w->listeners[i].fd); /* the backlog gives no new edge */
+	}
+}
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+
+	if (w->olb != NULL)
+		outlog_flush(w->olb);
+	if (w->accept_paused && !w->draining &&
+	    w->nsessions < w->cur->conf->limits.max_connections) {
+		if (++w->pause_ticks * TICK_MS >= ACCEPT_PAUSE_MS) {
+			w->pause_ticks = 0;
+			accept_resume(w);
+		}
+	}
+	if (w->draining && proxy_drain(w) == 0)
+		event_base_loopbreak(w->base);
+}
+
+static void wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	uint64_t v = 0;
+
+	if (read(w->wake_fd, &v, sizeof(v)) != sizeof(v))
+		return;
+	if (v >= WAKE_STOP) {
+		event_base_loopbreak(w->base);
+		return;
+	}
+	if (!w->draining) {
+		w->draining = true;
+		close_listeners(w);
+		if (proxy_drain(w) == 0)
+			event_base_loopbreak(w->base);
+	}
+}
+
+struct worker *worker_new(int id, struct conf *conf, struct outlog *ol)
+{
+	struct worker *w = calloc(1, sizeof(*w));
+	uint64_t seq;
+
+	if (w == NULL)
+		return NULL;
+	w->id = id;
+	w->wake_fd = -1;
+	struct event_config *cfg = event_config_new();
+	if (cfg != NULL) {
+		/* one thread per base: no locking inside libevent; a precise clock (the coarse one
+		 * ticks every few ms, too coarse for request latencies) */
+		event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK | EVENT_BASE_FLAG_PRECISE_TIMER);
+		w->base = event_base_new_with_config(cfg);
+		event_config_free(cfg);
+	}
+	if (w->base == NULL)
+		goto fail;
+	struct conf *c = server_conf_acquire(&seq);
+	if ((w->cur = gen_new(c, seq)) == NULL) {
+		conf_unref(c);
+		goto fail;
+	}
+	if (getrandom(&w->rng, sizeof(w->rng), 0) != sizeof(w->rng) || w->rng == 0)
+		w->rng = 0x9e3779b97f4a7c15ULL ^ ((uint64_t)getpid() << 16) ^ (uint64_t)id;
+	w->bufs.size = buffer_size(conf);
+	w->bufs.cap = BUF_POOL_MAX;
+	if ((w->bufs.free = calloc(BUF_POOL_MAX, sizeof(char *))) == NULL)
+		goto fail;
+	w->pools = upstream_pools_new(w->base, proxy_upstream_event, MAX_IDLE_PER_SERVER);
+	if (w->pools == NULL)
+		goto fail;
+	if (ol != NULL && (w->olb = outlog_buf_new(ol, 0)) == NULL)
+		goto fail;
+	w->nlisteners = conf->nlistens;
+	if ((w->listeners = calloc(conf->nlistens, sizeof(*w->listeners))) == NULL)
+		goto fail;
+	for (size_t i = 0; i < conf->nlistens; i++)
+		w->listeners[i].fd = -1;
+	for (size_t i = 0; i < conf->nlistens; i++) {
+		struct worker_listener *l = &w->listeners[i];
+		const struct conf_addr *a = &conf->listens[i].addr;
+		l->w = w;
+		l->fd = net_listen((const struct sockaddr *)&a->ss, a->sslen, true, 4096);
+		if (l->fd < 0) {
+			log_warn("listen on %s", a->text);
+			goto fail;
+		}
+		l->ev = event_new(w->base, l->fd, EV_READ | EV_PERSIST | EV_ET, listener_cb, l);
+		if (l->ev == NULL || event_add(l->ev, NULL) < 0)
+			goto fail;
+	}
+	struct timeval tv = {0, TICK_MS * 1000};
+	w->tick = event_new(w->base, -1, EV_PERSIST, tick_cb, w);
+	if (w->tick == NULL || event_add(w->tick, &tv) < 0)
+		goto fail;
+	if ((w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
+		goto fail;
+	w->wake = event_new(w->base, w->wake_fd, EV_READ | EV_PERSIST, wake_cb, w);
+	if (w->wake == NULL || event_add(w->wake, NULL) < 0)
+		goto fail;
+	return w;
+fail:
+	worker_free(w);
+	return NULL;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	event_base_dispatch(w->base);
+	proxy_close_all(w);
+	if (w->olb != NULL)
+		outlog_flush(w->olb);
+	atomic_store(&w->stopped, true);
+	return NULL;
+}
+
+int worker_start(struct worker *w)
+{
+	int err = pthread_create(&w->thread, NULL, worker_main, w);
+
+	if (err != 0) {
+		errno = err;
+		return -1;
+	}
+	w->started = true;
+	return 0;
+}
+
+void worker_stop(struct worker *w, bool graceful)
+{
+	uint64_t v = graceful ? WAKE_DRAIN : WAKE_STOP;
+
+	if (w->wake_fd >= 0 && write(w->wake_fd, &v, sizeof(v)) != sizeof(v))
+		log_warn("worker %d: wake", w->id);
+}
+
+void worker_free(struct worker *w)
+{
+	if (w == NULL)
+		return;
+	if (w->started)
+		pthread_join(w->thread, NULL);
+	proxy_close_all(w);
+	close_listeners(w);
+	free(w->listeners);
+	if (w->tick != NULL)
+		event_free(w->tick);
+	if (w->wake != NULL)
+		event_free(w->wake);
+	if (w->wake_fd >= 0)
+		close(w->wake_fd);
+	outlog_buf_free(w->olb);
+	upstream_pools_free(w->pools);
+	free(w->rr);
+	while (w->retired != NULL) {
+		struct gen *g = w->retired;
+		w->retired = g->next;
+		conf_unref(g->conf);
+		free(g);
+	}
+	if (w->cur != NULL) {
+		conf_unref(w->cur->conf);
+		free(w->cur);
+	}
+	for (uint32_t i = 0; i < w->bufs.nfree; i++)
+		free(w->bufs.free[i]);
+	free(w->bufs.free);
+	if (w->base != NULL)
+		event_base_free(w->base);
+	free(w);
+}

@@ -1,0 +1,418 @@
+/*
+ * accum.c - mergeable accumulators: moments, log-linear histogram, HyperLogLog, time series
+ * (see include/accum.h). No allocation on the update path, no locks, no GSL.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "accum.h"
+
+/* ---- moments ---- */
+
+void accum_moments_init(struct accum_moments *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->min = INFINITY;
+	m->max = -INFINITY;
+}
+
+void accum_moments_add(struct accum_moments *m, double x)
+{
+	if (m->n == 0)
+		m->ref = x;
+	double y = x - m->ref;
+	m->n++;
+	double d = y - m->mean;
+	m->mean += d / (double)m->n;
+	m->m2 += d * (y - m->mean);
+	if (x < m->min)
+		m->min = x;
+	if (x > m->max)
+		m->max = x;
+}
+
+void accum_moments_merge(struct accum_moments *dst, const struct accum_moments *src)
+{
+	if (src->n == 0)
+		return;
+	if (dst->n == 0) {
+		*dst = *src;
+		return;
+	}
+	/* src's mean expressed relative to dst's reference */
+	double mb = src->mean + (src->ref - dst->ref);
+	double na = (double)dst->n, nb = (double)src->n, n = na + nb;
+	double d = mb - dst->mean;
+	dst->mean += d * nb / n;
+	dst->m2 += src->m2 + d * d * na * nb / n;
+	dst->n += src->n;
+	if (src->min < dst->min)
+		dst->min = src->min;
+	if (src->max > dst->max)
+		dst->max = src->max;
+}
+
+double accum_moments_mean(const struct accum_moments *m)
+{
+	return m->n ? m->ref + m->mean : 0.0;
+}
+
+double accum_moments_var(const struct accum_moments *m)
+{
+	return m->n >= 2 ? m->m2 / (double)(m->n - 1) : 0.0;
+}
+
+double accum_moments_pvar(const struct accum_moments *m)
+{
+	return m->n ? m->m2 / (double)m->n : 0.0;
+}
+
+/* ---- histogram ---- */
+
+void accum_hist_init(struct accum_hist *h)
+{
+	memset(h, 0, sizeof(*h));
+}
+
+size_t accum_hist_index(double x)
+{
+	double ax = fabs(x);
+	if (!(ax >= ldexp(1.0, ACCUM_HIST_EMIN)))
+		return ACCUM_HIST_HALF; /* zero bucket (also catches NaN defensively) */
+	int e;
+	double m = frexp(ax, &e); /* ax = m * 2^e, m in [0.5, 1) */
+	long k = (long)(e - 1) - ACCUM_HIST_EMIN;
+	long pos;
+	if (k >= ACCUM_HIST_EMAX - ACCUM_HIST_EMIN) {
+		pos = ACCUM_HIST_HALF - 1;
+	} else {
+		long sub = (long)((m - 0.5) * (2.0 * ACCUM_HIST_SUB));
+		if (sub >= ACCUM_HIST_SUB)
+			sub = ACCUM_HIST_SUB - 1;
+		pos = k * ACCUM_HIST_SUB + sub;
+	}
+	return x > 0 ? (size_t)(ACCUM_HIST_HALF + 1 + pos) : (size_t)(ACCUM_HIST_HALF - 1 - pos);
+}
+
+double accum_hist_value(size_t i)
+{
+	if (i == ACCUM_HIST_HALF)
+		return 0.0;
+	long pos = i > ACCUM_HIST_HALF ? (long)i - ACCUM_HIST_HALF - 1 : ACCUM_HIST_HALF - 1 - (long)i;
+	long k = pos / ACCUM_HIST_SUB, sub = pos % ACCUM_HIST_SUB;
+	double mid = ldexp(1.0 + ((double)sub + 0.5) / ACCUM_HIST_SUB, (int)k + ACCUM_HIST_EMIN);
+	return i > ACCUM_HIST_HALF ? mid : -mid;
+}
+
+void accum_hist_add(struct accum_hist *h, double x)
+{
+	h->counts[accum_hist_index(x)]++;
+	h->total++;
+}
+
+void accum_hist_merge(struct accum_hist *dst, const struct accum_hist *src)
+{
+	for (size_t i = 0; i < ACCUM_HIST_BUCKETS; i++)
+		dst->counts[i] += src->counts[i];
+	dst->total += src->total;
+}
+
+double accum_hist_quantile(const struct accum_hist *h, double q, double lo, double hi)
+{
+	if (h->total == 0 || !(q >= 0.0 && q <= 1.0))
+		return NAN;
+	double r = ceil(q * (double)h->total);
+	uint64_t rank = r < 1.0 ? 1 : (uint64_t)r;
+	if (rank > h->total)
+		rank = h->total;
+	uint64_t cum = 0;
+	size_t i;
+	for (i = 0; i < ACCUM_HIST_BUCKETS; i++) {
+		cum += h->counts[i];
+		if (cum >= rank)
+			break;
+	}
+	double v = accum_hist_value(i);
+	if (v < lo)
+		v = lo;
+	if (v > hi)
+		v = hi;
+	return v;
+}
+
+/* ---- HyperLogLog ---- */
+
+void accum_hll_init(struct accum_hll *h)
+{
+	memset(h, 0, sizeof(*h));
+}
+
+void accum_hll_add(struct accum_hll *h, uint64_t hash)
+{
+	uint32_t idx = (uint32_t)(hash >> (64 - ACCUM_HLL_BITS));
+	uint64_t rest = hash << ACCUM_HLL_BITS;
+	/* rank = position of the first 1 bit in the remaining 52 bits (52 + 1 when none) */
+	uint8_t rank = rest ? (uint8_t)(__builtin_clzll(rest) + 1) : (uint8_t)(64 - ACCUM_HLL_BITS + 1);
+	if (rank > h->reg[idx])
+		h->reg[idx] = rank;
+}
+
+void accum_hll_merge(struct accum_hll *dst, const struct accum_hll *src)
+{
+	for (size_t i = 0; i < ACCUM_HLL_REGS; i++)
+		if (src->reg[i] > dst->reg[i])
+			dst->reg[i] = src->reg[i];
+}
+
+double accum_hll_estimate(const struct accum_hll *h)
+{
+	const double m = ACCUM_HLL_REGS;
+	double sum = 0.0;
+	size_t zeros = 0;
+	for (size_t i = 0; i < ACCUM_HLL_REGS; i++) {
+		sum += ldexp(1.0, -(int)h->reg[i]);
+		zeros += h->reg[i] == 0;
+	}
+	double e = 0.7213 / (1.0 + 1.079 / m) * m * m / sum;
+	/* small range: linear counting over the empty registers is far more accurate */
+	if (e <= 2.5 * m && zeros > 0)
+		e = m * log(m / (double)zeros);
+	return e;
+}
+
+static uint64_t mix64(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ULL;
+	x ^= x >> 33;
+	return x;
+}
+
+uint64_t accum_hash64(const void *p, size_t len)
+{
+	const unsigned char *s = p;
+	uint64_t h = 0x9e3779b97f4a7c15ULL ^ (len * 0x100000001b3ULL);
+	while (len >= 8) {
+		uint64_t w;
+		memcpy(&w, s, 8);
+		h ^= mix64(w);
+		h = ((h << 27) | (h >> 37)) * 0x9e3779b97f4a7c15ULL + 0x52dce729ULL;
+		s += 8;
+		len -= 8;
+	}
+	uint64_t w = 0;
+	for (size_t i = 0; i < len; i++)
+		w |= (uint64_t)s[i] << (8 * i);
+	h ^= mix64(w ^ 0x2545f4914f6cdd1dULL);
+	return mix64(h);
+}
+
+/* ---- time series ---- */
+
+void accum_series_init(struct accum_series *s)
+{
+	memset(s, 0, sizeof(*s));
+}
+
+static int64_t floor_to(int64_t t, int64_t w)
+{
+	int64_t q = t / w;
+	if (t % w != 0 && t < 0)
+		q--;
+	return q * w;
+}
+
+/* Re-bins s so that it covers [t0, t1] (plus what it holds) with a width of at least minw. */
+static void series_rebin(struct accum_series *s, int64_t t0, int64_t t1, int64_t minw)
+{
+	if (s->width == 0) {
+		s->width = 1;
+		s->origin = t0;
+	}
+	int64_t lo = t0, hi = t1;
+	for (size_t i = 0; i < ACCUM_SERIES_SLOTS; i++) {
+		if (s->n[i] == 0 && s->sum[i] == 0.0)
+			continue;
+		int64_t a = s->origin + (int64_t)i * s->width;
+		if (a < lo)
+			lo = a;
+		if (a + s->width - 1 > hi)
+			hi = a + s->width - 1;
+	}
+	int64_t w = s->width > minw ? s->width : minw, o;
+	for (;;) {
+		o = floor_to(lo, w);
+		if (hi < o + (int64_t)ACCUM_SERIES_SLOTS * w)
+			break;
+		w *= 2;
+	}
+	if (w == s->width && o == s->origin)
+		return;
+	uint64_t n[ACCUM_SERIES_SLOTS] = {0};
+	double sum[ACCUM_SERIES_SLOTS] = {0};
+	for (size_t i = 0; i < ACCUM_SERIES_SLOTS; i++) {
+		if (s->n[i] == 0 && s->sum[i] == 0.0)
+			continue;
+		int64_t a = s->origin + (int64_t)i * s->width;
+		size_t j = (size_t)((a - o) / w);
+		n[j] += s->n[i];
+		sum[j] += s->sum[i];
+	}
+	memcpy(s->n, n, sizeof(n));
+	memcpy(s->sum, sum, sizeof(sum));
+	s->width = w;
+	s->origin = o;
+}
+
+void accum_series_cover(struct accum_series *s, int64_t t0, int64_t t1)
+{
+	series_rebin(s, t0, t1, 1);
+}
+
+void accum_series_add(struct accum_series *s, double t, double x)
+{
+	int64_t ts = (int64_t)floor(t);
+	if (s->width == 0 || ts < s->origin ||
+	    ts >= s->origin + (int64_t)ACCUM_SERIES_SLOTS * s->width)
+		series_rebin(s, ts, ts, 1);
+	size_t j = (size_t)((ts - s->origin) / s->width);
+	s->n[j]++;
+	s->sum[j] += x;
+}
+
+void accum_series_merge(struct accum_series *dst, const struct accum_series *src)
+{
+	if (src->width == 0)
+		return;
+	int64_t lo = INT64_MAX, hi = INT64_MIN;
+	for (size_t i = 0; i < ACCUM_SERIES_SLOTS; i++) {
+		if (src->n[i] == 0 && src->sum[i] == 0.0)
+			continue;
+		int64_t a = src->origin + (int64_t)i * src->width;
+		if (a < lo)
+			lo = a;
+		if (a + src->width - 1 > hi)
+			hi = a + src->width - 1;
+	}
+	if (lo > hi)
+		return;
+	series_rebin(dst, lo, hi, src->width);
+	for (size_t i = 0; i < ACCUM_SERIES_SLOTS; i++) {
+		if (src->n[i] == 0 && src->sum[i] == 0.0)
+			continue;
+		int64_t a = src->origin + (int64_t)i * src->width;
+		size_t j = (size_t)((a - dst->origin) / dst->width);
+		dst->n[j] += src->n[i];
+		dst->sum[j] += src->sum[i];
+	}
+}
+
+/* ---- bundles ---- */
+
+int accum_metric_init(struct accum_metric *am, bool with_hist)
+{
+	memset(am, 0, sizeof(*am));
+	accum_moments_init(&am->mom);
+	accum_series_init(&am->series);
+	if (with_hist) {
+		am->hist = malloc(sizeof(*am->hist));
+		if (am->hist == NULL)
+			return -1;
+		accum_hist_init(am->hist);
+	}
+	return 0;
+}
+
+void accum_metric_add(struct accum_metric *am, double t, double x)
+{
+	accum_moments_add(&am->mom, x);
+	if (x == 1.0)
+		am->successes++;
+	else if (x != 0.0)
+		am->nonbinary++;
+	if (am->hist)
+		accum_hist_add(am->hist, x);
+	accum_series_add(&am->series, t, x);
+}
+
+int accum_metric_merge(struct accum_metric *dst, const struct accum_metric *src)
+{
+	accum_moments_merge(&dst->mom, &src->mom);
+	dst->successes += src->successes;
+	dst->nonbinary += src->nonbinary;
+	if (src->hist) {
+		if (dst->hist == NULL) {
+			dst->hist = malloc(sizeof(*dst->hist));
+			if (dst->hist == NULL)
+				return -1;
+			accum_hist_init(dst->hist);
+		}
+		accum_hist_merge(dst->hist, src->hist);
+	}
+	accum_series_merge(&dst->series, &src->series);
+	return 0;
+}
+
+void accum_metric_release(struct accum_metric *am)
+{
+	if (am == NULL)
+		return;
+	free(am->hist);
+	am->hist = NULL;
+}
+
+struct accum_variant *accum_variant_new(size_t nmetrics, const bool *continuous)
+{
+	struct accum_variant *v = calloc(1, sizeof(*v));
+	if (v == NULL)
+		return NULL;
+	accum_hll_init(&v->units);
+	accum_series_init(&v->traffic);
+	v->metrics = calloc(nmetrics ? nmetrics : 1, sizeof(*v->metrics));
+	if (v->metrics == NULL)
+		goto fail;
+	for (size_t i = 0; i < nmetrics; i++) {
+		v->nmetrics = i + 1;
+		if (accum_metric_init(&v->metrics[i], continuous ? continuous[i] : true) < 0)
+			goto fail;
+	}
+	v->nmetrics = nmetrics;
+	return v;
+fail:
+	accum_variant_free(v);
+	return NULL;
+}
+
+void accum_variant_request(struct accum_variant *v, double t, uint64_t unit_hash)
+{
+	v->requests++;
+	if (unit_hash)
+		accum_hll_add(&v->units, unit_hash);
+	accum_series_add(&v->traffic, t, 1.0);
+}
+
+int accum_variant_merge(struct accum_variant *dst, const struct accum_variant *src)
+{
+	if (dst->nmetrics != src->nmetrics)
+		return -1;
+	dst->requests += src->requests;
+	accum_hll_merge(&dst->units, &src->units);
+	accum_series_merge(&dst->traffic, &src->traffic);
+	for (size_t i = 0; i < src->nmetrics; i++)
+		if (accum_metric_merge(&dst->metrics[i], &src->metrics[i]) < 0)
+			return -1;
+	return 0;
+}
+
+void accum_variant_free(struct accum_variant *v)
+{
+	if (v == NULL)
+		return;
+	for (size_t i = 0; i < v->nmetrics; i++)
+		accum_metric_release(&v->metrics[i]);
+	free(v->metrics);
+	free(v);
+}
