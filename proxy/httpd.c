@@ -445,13 +445,13 @@ static void conn_dispatch(struct httpd_conn *c)
  */
 static bool conn_parse(struct httpd_conn *c)
 {
-	const char *buf = c->rbuf + c->rpos;
 	size_t avail = c->rlen - c->rpos;
 	struct http_msg *m = &c->msg;
 
+	if (avail == 0 && c->state == CS_HEAD)
+		return false; /* (rbuf may not even exist yet) */
+	const char *buf = c->rbuf + c->rpos;
 	if (c->state == CS_HEAD) {
-		if (avail == 0)
-			return false;
 		switch (http_parse_request(m, buf, avail, &c->h->lim)) {
 		case HTTP_AGAIN:
 			/* The buffer is as large as it gets and still holds no whole head. */

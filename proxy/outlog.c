@@ -46,9 +46,9 @@
 #include "outlog.h"
 
 #define OUTLOG_DEFAULT_PENDING (64u << 20) /* max_pending when the caller passes 0 */
-#define OUTLOG_DEFAULT_BUF (64u << 10)     /* staging size when the caller passes 0 */
-#define OUTLOG_FREE_MAX (4u << 20)         /* bytes of idle batches kept for reuse */
-#define OUTLOG_RETRY_MS 500                /* pause before retrying a failed write(2) */
+#define OUTLOG_DEFAULT_BUF (64u << 10)	   /* staging size when the caller passes 0 */
+#define OUTLOG_FREE_MAX (4u << 20)	   /* bytes of idle batches kept for reuse */
+#define OUTLOG_RETRY_MS 500		   /* pause before retrying a failed write(2) */
 
 /* One unit of the queue: a batch of complete lines, or (cap == 0) a reopen marker. */
 struct ol_batch {
@@ -61,8 +61,8 @@ struct ol_batch {
 };
 
 struct outlog {
-	char *path;         /* the file, reopened by path on outlog_reopen() */
-	int fd;             /* touched by the writer thread only once it runs */
+	char *path;	    /* the file, reopened by path on outlog_reopen() */
+	int fd;		    /* touched by the writer thread only once it runs */
 	uint32_t fsync_ms;  /* 0: never fsync */
 	size_t max_pending; /* bound on queued, not yet written bytes */
 	pthread_t thread;
@@ -71,14 +71,14 @@ struct outlog {
 	pthread_cond_t wake;  /* producers -> writer: work queued, sync or stop requested */
 	pthread_cond_t done;  /* writer -> outlog_sync(): synced_seq moved */
 	struct ol_batch *head, **tail; /* the queue, oldest first */
-	size_t pending;                /* bytes queued or being written */
-	uint64_t enq_seq;              /* sequence number of the last queued item */
-	uint64_t synced_seq;           /* everything up to here is written (and fsynced) */
-	uint64_t sync_want;            /* highest sequence number an outlog_sync() waits for */
-	bool reopen_flag;              /* reopen at once (a marker could not be allocated) */
-	bool stop;                     /* outlog_close(): drain and exit */
+	size_t pending;		       /* bytes queued or being written */
+	uint64_t enq_seq;	       /* sequence number of the last queued item */
+	uint64_t synced_seq;	       /* everything up to here is written (and fsynced) */
+	uint64_t sync_want;	       /* highest sequence number an outlog_sync() waits for */
+	bool reopen_flag;	       /* reopen at once (a marker could not be allocated) */
+	bool stop;		       /* outlog_close(): drain and exit */
 	struct ol_batch *free_list;    /* idle batches, for reuse */
-	size_t free_bytes;             /* their total capacity */
+	size_t free_bytes;	       /* their total capacity */
 
 	_Atomic uint64_t dropped; /* records refused by outlog_reserve() */
 	_Atomic uint64_t written; /* bytes written to the file(s) */
@@ -87,7 +87,7 @@ struct outlog {
 struct outlog_buf {
 	struct outlog *ol;    /* (ref) */
 	struct ol_batch *cur; /* the batch being staged; NULL after an allocation failure */
-	size_t size;          /* bytes staged before a hand-over (<= max_pending) */
+	size_t size;	      /* bytes staged before a hand-over (<= max_pending) */
 	size_t reserved;      /* maxlen of the last successful outlog_reserve() */
 };
 

@@ -325,6 +325,32 @@ static bool cli_sees_eof(struct cli *c, int timeout_ms)
 	return false;
 }
 
+/*
+ * The response expected from a server: status ("200 OK"), Server header value (NULL: none),
+ * Content-Type (NULL: none), header lines after Content-Length (each ending in CRLF), body.
+ */
+static const char *want(const char *server, const char *status, const char *ctype,
+			const char *more, const char *body)
+{
+	static char buf[8192];
+	int n = snprintf(buf, sizeof(buf), "HTTP/1.1 %s\r\n", status);
+
+	if (server != NULL)
+		n += snprintf(buf + n, sizeof(buf) - (size_t)n, "Server: %s\r\n", server);
+	if (ctype != NULL)
+		n += snprintf(buf + n, sizeof(buf) - (size_t)n, "Content-Type: %s\r\n", ctype);
+	snprintf(buf + n, sizeof(buf) - (size_t)n, "Content-Length: %zu\r\n%s\r\n%s", strlen(body),
+		 more, body);
+	return buf;
+}
+
+#define SRV "abgate-test"
+#define XH "X-Handler: yes\r\n"
+/* a text answer of the main server */
+#define TEXT(more, body) want(SRV, "200 OK", "text/plain", more, body)
+#define OCTETS(body) want(SRV, "200 OK", "application/octet-stream", "", body)
+#define CLOSE "Connection: close\r\n"
+
 /* ---- tests ---- */
 
 static int port_a; /* the main server */
@@ -337,16 +363,14 @@ static void test_simple_get(void)
 	cli_sends(c, "GET /echo?x=1 HTTP/1.1\r\nHost: t\r\n\r\n");
 	CHECK(cli_next_full(c, HTTP_M_GET, resp, sizeof(resp), 2000, &date) > 0);
 	CHECK_STR(resp, "HTTP/1.1 200 OK\r\nServer: abgate-test\r\nContent-Type: text/plain\r\n"
-			"Content-Length: 19\r\nX-Handler: yes\r\n\r\nGET /echo q=x=1 body=0");
+			"Content-Length: 22\r\nX-Handler: yes\r\n\r\nGET /echo q=x=1 body=0");
 	CHECK(date);
 	CHECK(!cli_sees_eof(c, 30));
 
 	cli_sends(c, "GET /hdr HTTP/1.1\r\nHost: t\r\nX-Test: \t hello \r\n\r\n");
-	CHECK_STR(cli_next(c), "HTTP/1.1 200 OK\r\nServer: abgate-test\r\nContent-Type: text/plain\r\n"
-			       "Content-Length: 20\r\n\r\nhello from 127.0.0.1");
+	CHECK_STR(cli_next(c), TEXT("", "hello from 127.0.0.1"));
 	cli_sends(c, "GET /nowhere HTTP/1.1\r\nHost: t\r\n\r\n");
-	CHECK_STR(cli_next(c), "HTTP/1.1 404 Not Found\r\nServer: abgate-test\r\n"
-			       "Content-Type: text/plain\r\nContent-Length: 10\r\n\r\nnot found\n");
+	CHECK_STR(cli_next(c), want(SRV, "404 Not Found", "text/plain", "", "not found\n"));
 	cli_sends(c, "GET /empty HTTP/1.1\r\nHost: t\r\n\r\n");
 	CHECK_STR(cli_next(c), "HTTP/1.1 204 No Content\r\nServer: abgate-test\r\n\r\n");
 	cli_close(c);
@@ -358,11 +382,9 @@ static void test_keep_alive(void)
 	int before = handled;
 
 	cli_sends(c, "GET /echo?n=1 HTTP/1.1\r\nHost: t\r\n\r\n");
-	CHECK_STR(cli_next(c), "HTTP/1.1 200 OK\r\nServer: abgate-test\r\nContent-Type: text/plain\r\n"
-			       "Content-Length: 19\r\nX-Handler: yes\r\n\r\nGET /echo q=n=1 body=0");
+	CHECK_STR(cli_next(c), TEXT(XH, "GET /echo q=n=1 body=0"));
 	cli_sends(c, "POST /echo?n=2 HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc");
-	CHECK_STR(cli_next(c), "HTTP/1.1 200 OK\r\nServer: abgate-test\r\nContent-Type: text/plain\r\n"
-			       "Content-Length: 20\r\nX-Handler: yes\r\n\r\nPOST /echo q=n=2 body=3");
+	CHECK_STR(cli_next(c), TEXT(XH, "POST /echo q=n=2 body=3"));
 	CHECK_INT(handled - before, 2);
 	CHECK(!cli_sees_eof(c, 30));
 	cli_close(c);
@@ -372,34 +394,34 @@ static void test_pipelined(void)
 {
 	struct cli *c = cli_open(port_a);
 
-	/* the first is deferred: the second must still come after it */
+	/* two in one write */
+	cli_sends(c, "GET /echo?n=1 HTTP/1.1\r\nHost: t\r\n\r\n"
+		     "POST /echo?n=2 HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nxy");
+	CHECK_STR(cli_next(c), TEXT(XH, "GET /echo q=n=1 body=0"));
+	CHECK_STR(cli_next(c), TEXT(XH, "POST /echo q=n=2 body=2"));
+
+	/* the first is deferred: the others must still come after it */
 	cli_sends(c, "GET /defer HTTP/1.1\r\nHost: t\r\n\r\n"
 		     "GET /echo?n=2 HTTP/1.1\r\nHost: t\r\n\r\n"
 		     "GET /echo?n=3 HTTP/1.1\r\nHost: t\r\n\r\n");
-	CHECK_STR(cli_next(c), "HTTP/1.1 200 OK\r\nServer: abgate-test\r\nContent-Type: text/plain\r\n"
-			       "Content-Length: 8\r\n\r\ndeferred");
-	CHECK_STR(cli_next(c), "HTTP/1.1 200 OK\r\nServer: abgate-test\r\nContent-Type: text/plain\r\n"
-			       "Content-Length: 19\r\nX-Handler: yes\r\n\r\nGET /echo q=n=2 body=0");
-	CHECK_STR(cli_next(c), "HTTP/1.1 200 OK\r\nServer: abgate-test\r\nContent-Type: text/plain\r\n"
-			       "Content-Length: 19\r\nX-Handler: yes\r\n\r\nGET /echo q=n=3 body=0");
+	CHECK_STR(cli_next(c), TEXT("", "deferred"));
+	CHECK_STR(cli_next(c), TEXT(XH, "GET /echo q=n=2 body=0"));
+	CHECK_STR(cli_next(c), TEXT(XH, "GET /echo q=n=3 body=0"));
 
-	/* two plain ones in one write, the second closing */
+	/* the second closes: the third is never answered */
 	cli_sends(c, "GET /echo?n=4 HTTP/1.1\r\nHost: t\r\n\r\n"
 		     "GET /echo?n=5 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
 		     "GET /echo?n=6 HTTP/1.1\r\nHost: t\r\n\r\n");
-	CHECK_STR(cli_next(c), "HTTP/1.1 200 OK\r\nServer: abgate-test\r\nContent-Type: text/plain\r\n"
-			       "Content-Length: 19\r\nX-Handler: yes\r\n\r\nGET /echo q=n=4 body=0");
-	CHECK_STR(cli_next(c), "HTTP/1.1 200 OK\r\nServer: abgate-test\r\nContent-Type: text/plain\r\n"
-			       "Content-Length: 19\r\nConnection: close\r\nX-Handler: yes\r\n\r\n"
-			       "GET /echo q=n=5 body=0");
-	CHECK(cli_sees_eof(c, 1000)); /* n=6 is never answered */
+	CHECK_STR(cli_next(c), TEXT(XH, "GET /echo q=n=4 body=0"));
+	CHECK_STR(cli_next(c), TEXT(CLOSE XH, "GET /echo q=n=5 body=0"));
+	CHECK(cli_sees_eof(c, 1000));
 	cli_close(c);
 }
 
 static void test_post_body(void)
 {
 	struct cli *c = cli_open(port_a);
-	char body[3000], head[128], want[4000];
+	char body[3000], head[128], want_buf[4000];
 
 	for (size_t i = 0; i < sizeof(body); i++)
 		body[i] = (char)(i * 7 + 3); /* NULs, CR and LF included */
@@ -409,12 +431,12 @@ static void test_post_body(void)
 	cli_send(c, head, (size_t)hn);
 	cli_send(c, body, sizeof(body));
 	int n = cli_next_full(c, HTTP_M_GET, resp, sizeof(resp), 2000, NULL);
-	int wn = snprintf(want, sizeof(want),
+	int wn = snprintf(want_buf, sizeof(want_buf),
 			  "HTTP/1.1 200 OK\r\nServer: abgate-test\r\nContent-Type: "
 			  "application/octet-stream\r\nContent-Length: 3000\r\n\r\n");
-	memcpy(want + wn, body, sizeof(body));
+	memcpy(want_buf + wn, body, sizeof(body));
 	CHECK_INT(n, wn + (int)sizeof(body));
-	CHECK(n == wn + (int)sizeof(body) && memcmp(resp, want, (size_t)n) == 0);
+	CHECK(n == wn + (int)sizeof(body) && memcmp(resp, want_buf, (size_t)n) == 0);
 	cli_close(c);
 }
 
@@ -422,16 +444,16 @@ static void test_drip(void)
 {
 	struct cli *c = cli_open(port_a);
 	const char *req = "POST /body HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello";
-	int before = handled;
+	int before = handled, early = 0;
 
 	for (const char *p = req; *p; p++) {
 		cli_send(c, p, 1);
 		pump(1);
-		if (p[1] != '\0')
-			CHECK_INT(handled, before); /* nothing dispatched before the last byte */
+		if (p[1] != '\0' && handled != before)
+			early++; /* dispatched before the last byte */
 	}
-	CHECK_STR(cli_next(c), "HTTP/1.1 200 OK\r\nServer: abgate-test\r\nContent-Type: "
-			       "application/octet-stream\r\nContent-Length: 5\r\n\r\nhello");
+	CHECK_INT(early, 0);
+	CHECK_STR(cli_next(c), OCTETS("hello"));
 	CHECK_INT(handled - before, 1);
 	cli_close(c);
 }
@@ -443,14 +465,12 @@ static void test_deferred(void)
 	double t0 = now_ms();
 
 	cli_sends(c, "GET /defer HTTP/1.1\r\nHost: t\r\n\r\n");
-	CHECK_STR(cli_next(c), "HTTP/1.1 200 OK\r\nServer: abgate-test\r\nContent-Type: text/plain\r\n"
-			       "Content-Length: 8\r\n\r\ndeferred");
+	CHECK_STR(cli_next(c), TEXT("", "deferred"));
 	CHECK(now_ms() - t0 >= 25);
 	CHECK_INT(deferred_done - done, 1);
 	/* the connection goes on after a deferred answer */
 	cli_sends(c, "GET /param?a=1&name=J%C3%BCrgen+x%21&b HTTP/1.1\r\nHost: t\r\n\r\n");
-	CHECK_STR(cli_next(c), "HTTP/1.1 200 OK\r\nServer: abgate-test\r\nContent-Type: text/plain\r\n"
-			       "Content-Length: 10\r\n\r\nJ\xc3\xbcrgen x!");
+	CHECK_STR(cli_next(c), TEXT("", "J\xc3\xbcrgen x!"));
 	cli_close(c);
 }
 
@@ -459,21 +479,18 @@ static void test_query_params(void)
 	struct cli *c = cli_open(port_a);
 
 	cli_sends(c, "GET /param?nam=1&name HTTP/1.1\r\nHost: t\r\n\r\n");
-	CHECK_STR(cli_next(c), "HTTP/1.1 200 OK\r\nServer: abgate-test\r\nContent-Type: text/plain\r\n"
-			       "Content-Length: 0\r\n\r\n");
-	cli_sends(c, "GET /param?n%61me=%zz HTTP/1.1\r\nHost: t\r\n\r\n");
-	CHECK_STR(cli_next(c), "HTTP/1.1 200 OK\r\nServer: abgate-test\r\nContent-Type: text/plain\r\n"
-			       "Content-Length: 3\r\n\r\n%zz");
+	CHECK_STR(cli_next(c), TEXT("", ""));
+	cli_sends(c, "GET /param?n%61me=%zz%4 HTTP/1.1\r\nHost: t\r\n\r\n");
+	CHECK_STR(cli_next(c), TEXT("", "%zz%4"));
 	/* 15 bytes fit a 16-byte buffer; 16 do not */
 	cli_sends(c, "GET /param?name=123456789012345 HTTP/1.1\r\nHost: t\r\n\r\n");
-	CHECK_STR(cli_next(c), "HTTP/1.1 200 OK\r\nServer: abgate-test\r\nContent-Type: text/plain\r\n"
-			       "Content-Length: 15\r\n\r\n123456789012345");
+	CHECK_STR(cli_next(c), TEXT("", "123456789012345"));
 	cli_sends(c, "GET /param?name=1234567890123456 HTTP/1.1\r\nHost: t\r\n\r\n");
-	CHECK_STR(cli_next(c), "HTTP/1.1 200 OK\r\nServer: abgate-test\r\nContent-Type: text/plain\r\n"
-			       "Content-Length: 6\r\n\r\nabsent");
+	CHECK_STR(cli_next(c), TEXT("", "absent"));
 	cli_sends(c, "GET /param HTTP/1.1\r\nHost: t\r\n\r\n");
-	CHECK_STR(cli_next(c), "HTTP/1.1 200 OK\r\nServer: abgate-test\r\nContent-Type: text/plain\r\n"
-			       "Content-Length: 6\r\n\r\nabsent");
+	CHECK_STR(cli_next(c), TEXT("", "absent"));
+	cli_sends(c, "GET /param?names=1&x=2&name=%41&name=B HTTP/1.1\r\nHost: t\r\n\r\n");
+	CHECK_STR(cli_next(c), TEXT("", "A"));
 	cli_close(c);
 }
 
@@ -484,11 +501,10 @@ static void test_head(void)
 	cli_sends(c, "HEAD /echo HTTP/1.1\r\nHost: t\r\n\r\n");
 	CHECK(cli_next_full(c, HTTP_M_HEAD, resp, sizeof(resp), 2000, NULL) > 0);
 	CHECK_STR(resp, "HTTP/1.1 200 OK\r\nServer: abgate-test\r\nContent-Type: text/plain\r\n"
-			"Content-Length: 17\r\nX-Handler: yes\r\n\r\n");
+			"Content-Length: 20\r\nX-Handler: yes\r\n\r\n");
 	/* no body was sent: the next response starts right after */
 	cli_sends(c, "GET /echo HTTP/1.1\r\nHost: t\r\n\r\n");
-	CHECK_STR(cli_next(c), "HTTP/1.1 200 OK\r\nServer: abgate-test\r\nContent-Type: text/plain\r\n"
-			       "Content-Length: 16\r\nX-Handler: yes\r\n\r\nGET /echo q= body=0");
+	CHECK_STR(cli_next(c), TEXT(XH, "GET /echo q= body=0"));
 	cli_close(c);
 }
 
@@ -497,30 +513,22 @@ static void test_http10(void)
 	struct cli *c = cli_open(port_a);
 
 	cli_sends(c, "GET /echo HTTP/1.0\r\n\r\n");
-	CHECK_STR(cli_next(c), "HTTP/1.1 200 OK\r\nServer: abgate-test\r\nContent-Type: text/plain\r\n"
-			       "Content-Length: 16\r\nConnection: close\r\nX-Handler: yes\r\n\r\n"
-			       "GET /echo q= body=0");
+	CHECK_STR(cli_next(c), TEXT(CLOSE XH, "GET /echo q= body=0"));
 	CHECK(cli_sees_eof(c, 1000));
 	cli_close(c);
 
 	c = cli_open(port_a);
 	cli_sends(c, "GET /echo HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
-	CHECK_STR(cli_next(c), "HTTP/1.1 200 OK\r\nServer: abgate-test\r\nContent-Type: text/plain\r\n"
-			       "Content-Length: 16\r\nConnection: keep-alive\r\nX-Handler: yes\r\n\r\n"
-			       "GET /echo q= body=0");
+	CHECK_STR(cli_next(c), TEXT("Connection: keep-alive\r\n" XH, "GET /echo q= body=0"));
 	cli_sends(c, "GET /echo HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
-	CHECK_STR(cli_next(c), "HTTP/1.1 200 OK\r\nServer: abgate-test\r\nContent-Type: text/plain\r\n"
-			       "Content-Length: 16\r\nConnection: keep-alive\r\nX-Handler: yes\r\n\r\n"
-			       "GET /echo q= body=0");
+	CHECK_STR(cli_next(c), TEXT("Connection: keep-alive\r\n" XH, "GET /echo q= body=0"));
 	CHECK(!cli_sees_eof(c, 30));
 	cli_close(c);
 
 	/* HTTP/1.1 with Connection: close */
 	c = cli_open(port_a);
 	cli_sends(c, "GET /echo HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
-	CHECK_STR(cli_next(c), "HTTP/1.1 200 OK\r\nServer: abgate-test\r\nContent-Type: text/plain\r\n"
-			       "Content-Length: 16\r\nConnection: close\r\nX-Handler: yes\r\n\r\n"
-			       "GET /echo q= body=0");
+	CHECK_STR(cli_next(c), TEXT(CLOSE XH, "GET /echo q= body=0"));
 	CHECK(cli_sees_eof(c, 1000));
 	cli_close(c);
 }
@@ -533,19 +541,16 @@ static void test_expect_continue(void)
 		     "Expect: 100-continue\r\n\r\n");
 	CHECK_STR(cli_next(c), "HTTP/1.1 100 Continue\r\n\r\n");
 	cli_sends(c, "ping");
-	CHECK_STR(cli_next(c), "HTTP/1.1 200 OK\r\nServer: abgate-test\r\nContent-Type: "
-			       "application/octet-stream\r\nContent-Length: 4\r\n\r\nping");
+	CHECK_STR(cli_next(c), OCTETS("ping"));
 	/* body already there: no 100 */
 	cli_sends(c, "POST /body HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n"
 		     "Expect: 100-continue\r\n\r\npong");
-	CHECK_STR(cli_next(c), "HTTP/1.1 200 OK\r\nServer: abgate-test\r\nContent-Type: "
-			       "application/octet-stream\r\nContent-Length: 4\r\n\r\npong");
+	CHECK_STR(cli_next(c), OCTETS("pong"));
 	/* too large: 413 instead of 100 */
 	cli_sends(c, "POST /body HTTP/1.1\r\nHost: t\r\nContent-Length: 70000\r\n"
 		     "Expect: 100-continue\r\n\r\n");
-	CHECK_STR(cli_next(c), "HTTP/1.1 413 Payload Too Large\r\nServer: abgate-test\r\n"
-			       "Content-Type: text/plain\r\nContent-Length: 18\r\n"
-			       "Connection: close\r\n\r\nPayload Too Large\n");
+	CHECK_STR(cli_next(c),
+		  want(SRV, "413 Payload Too Large", "text/plain", CLOSE, "Payload Too Large\n"));
 	CHECK(cli_sees_eof(c, 1000));
 	cli_close(c);
 }
@@ -557,9 +562,9 @@ static void test_chunked_411(void)
 
 	cli_sends(c, "POST /body HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
 		     "5\r\nhello\r\n0\r\n\r\n");
-	CHECK_STR(cli_next(c), "HTTP/1.1 411 Length Required\r\nServer: abgate-test\r\n"
-			       "Content-Type: text/plain\r\nContent-Length: 16\r\n"
-			       "Connection: close\r\n\r\nLength Required\n");
+	CHECK_STR(cli_next(c),
+		  "HTTP/1.1 411 Length Required\r\nServer: abgate-test\r\nContent-Type: text/plain\r\n"
+		  "Content-Length: 16\r\nConnection: close\r\n\r\nLength Required\n");
 	CHECK(cli_sees_eof(c, 1000));
 	CHECK_INT(handled, before);
 	cli_close(c);
@@ -585,18 +590,17 @@ static void test_oversize_413(void)
 	c = cli_open(port_a);
 	cli_sends(c, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 65536\r\n\r\n");
 	cli_send(c, body, 65536);
-	CHECK_STR(cli_next(c), "HTTP/1.1 200 OK\r\nServer: abgate-test\r\nContent-Type: text/plain\r\n"
-			       "Content-Length: 21\r\nX-Handler: yes\r\n\r\nPOST /echo q= body=65536");
+	CHECK_STR(cli_next(c), TEXT(XH, "POST /echo q= body=65536"));
 	cli_close(c);
 }
 
-/* The body the server sends for a request the parser rejects. */
+/* The status and body the server sends for a request the parser rejects. */
 static void parser_verdict(const char *req, int *status, char *body, size_t cap)
 {
 	struct http_header hdr[64];
 	struct http_msg m = {.hdr = hdr, .max_hdr = 64};
-	struct http_limits lim = {.max_header_bytes = 2048, .max_request_line = 8192,
-				  .max_headers = 64};
+	struct http_limits lim = {
+		.max_header_bytes = 2048, .max_request_line = 8192, .max_headers = 64};
 
 	http_msg_reset(&m);
 	enum http_parse r = http_parse_request(&m, req, strlen(req), &lim);
@@ -607,18 +611,15 @@ static void parser_verdict(const char *req, int *status, char *body, size_t cap)
 static void check_rejected(const char *req, int want_status)
 {
 	struct cli *c = cli_open(port_a);
-	char body[256], want[512];
+	char body[256], status_line[64];
 	int status;
 	int before = handled;
 
 	parser_verdict(req, &status, body, sizeof(body));
 	CHECK_INT(status, want_status);
-	snprintf(want, sizeof(want),
-		 "HTTP/1.1 %d %s\r\nServer: abgate-test\r\nContent-Type: text/plain\r\n"
-		 "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-		 status, httpd_reason(status), strlen(body), body);
+	snprintf(status_line, sizeof(status_line), "%d %s", status, httpd_reason(status));
 	cli_sends(c, req);
-	CHECK_STR(cli_next(c), want);
+	CHECK_STR(cli_next(c), want(SRV, status_line, "text/plain", CLOSE, body));
 	CHECK(cli_sees_eof(c, 1000));
 	CHECK_INT(handled, before);
 	cli_close(c);
@@ -626,24 +627,27 @@ static void check_rejected(const char *req, int want_status)
 
 static void test_malformed(void)
 {
-	char big[3000];
+	static char big[3000];
 
 	check_rejected("GET / HTTP/1.1\nHost: t\n\n", 400);
 	check_rejected("GET  / HTTP/1.1\r\nHost: t\r\n\r\n", 400);
 	check_rejected("GET / HTTP/1.1\r\n\r\n", 400);
+	check_rejected("GET / HTTP/1.1\r\nHost: t\r\n folded\r\n\r\n", 400);
 	check_rejected("GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505);
 	check_rejected("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+		       400);
+	check_rejected("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n"
+		       "Transfer-Encoding: chunked\r\n\r\n",
 		       400);
 	/* header section over max_header_bytes (2048) */
 	snprintf(big, sizeof(big), "GET / HTTP/1.1\r\nHost: t\r\nX-Big: %02500d\r\n\r\n", 7);
 	check_rejected(big, 431);
 
-	/* a request after a good one on the same connection */
+	/* a bad request behind a good one on the same connection */
 	struct cli *c = cli_open(port_a);
 	cli_sends(c, "GET /echo HTTP/1.1\r\nHost: t\r\n\r\nGET /\x01 HTTP/1.1\r\n\r\n");
-	CHECK_STR(cli_next(c), "HTTP/1.1 200 OK\r\nServer: abgate-test\r\nContent-Type: text/plain\r\n"
-			       "Content-Length: 16\r\nX-Handler: yes\r\n\r\nGET /echo q= body=0");
-	CHECK_STR(strtok(strcpy(big, cli_next(c)), "\r"), "HTTP/1.1 400 Bad Request");
+	CHECK_STR(cli_next(c), TEXT(XH, "GET /echo q= body=0"));
+	CHECK(strncmp(cli_next(c), "HTTP/1.1 400 Bad Request\r\n", 26) == 0);
 	CHECK(cli_sees_eof(c, 1000));
 	cli_close(c);
 }
@@ -652,13 +656,13 @@ static void test_disconnect_before_deferred(void)
 {
 	int done = deferred_done;
 
-	/* plain close */
+	/* plain close while the handler holds the request */
 	struct cli *c = cli_open(port_a);
 	cli_sends(c, "GET /defer HTTP/1.1\r\nHost: t\r\n\r\n");
 	pump(5);
 	cli_close(c);
 
-	/* reset, with more requests pipelined behind */
+	/* reset, with another request pipelined behind */
 	c = cli_open(port_a);
 	cli_sends(c, "GET /defer HTTP/1.1\r\nHost: t\r\n\r\nGET /echo HTTP/1.1\r\nHost: t\r\n\r\n");
 	pump(5);
@@ -666,54 +670,52 @@ static void test_disconnect_before_deferred(void)
 	setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	cli_close(c);
 
-	/* closed before the server even read the request */
+	/* gone before the server even read the request */
 	c = cli_open(port_a);
 	cli_sends(c, "GET /defer HTTP/1.1\r\nHost: t\r\n\r\n");
 	cli_close(c);
 
-	pump(100);
+	pump(150);
 	CHECK_INT(deferred_done - done, 3);
 	CHECK(deferred_list == NULL);
 
 	/* the server still serves */
 	c = cli_open(port_a);
 	cli_sends(c, "GET /defer HTTP/1.1\r\nHost: t\r\n\r\n");
-	CHECK_STR(cli_next(c), "HTTP/1.1 200 OK\r\nServer: abgate-test\r\nContent-Type: text/plain\r\n"
-			       "Content-Length: 8\r\n\r\ndeferred");
+	CHECK_STR(cli_next(c), TEXT("", "deferred"));
 	cli_close(c);
 }
 
 /* A client that pipelines many requests and reads nothing: the server stops at its output
- * bound and carries on once the client reads. */
+ * bound, and carries on, in order, once the client reads. */
 static void test_slow_reader(void)
 {
 	struct cli *c = cli_open(port_a);
 	char req[64];
-	int before = handled;
+	int before = handled, ok = 0;
 
-	for (int i = 0; i < 40; i++) {
-		int n = snprintf(req, sizeof(req), "GET /big?%02d HTTP/1.1\r\nHost: t\r\n\r\n", i);
+	for (int i = 0; i < 200; i++) {
+		int n = snprintf(req, sizeof(req), "GET /big?%03d HTTP/1.1\r\nHost: t\r\n\r\n", i);
 		cli_send(c, req, (size_t)n);
 	}
 	pump(100);
-	CHECK(handled - before < 40);
-	int ok = 0;
-	for (int i = 0; i < 40; i++) {
+	CHECK(handled - before < 200);
+	for (int i = 0; i < 200; i++) {
 		int n = cli_next_full(c, HTTP_M_GET, resp, sizeof(resp), 2000, NULL);
-		char want[8];
-		snprintf(want, sizeof(want), "\r\n\r\n%02d", i);
+		char w[16];
+		snprintf(w, sizeof(w), "\r\n\r\n%03d", i);
 		const char *b = strstr(resp, "\r\n\r\n");
-		if (n > 100000 && b != NULL && memcmp(b, want, 6) == 0)
+		if (n > 100000 && b != NULL && memcmp(b, w, 7) == 0)
 			ok++;
 	}
-	CHECK_INT(ok, 40);
-	CHECK_INT(handled - before, 40);
+	CHECK_INT(ok, 200);
+	CHECK_INT(handled - before, 200);
 	cli_close(c);
 }
 
 static void test_idle_timeout(void)
 {
-	struct httpd_opts o = {.idle_timeout_ms = 100, .server_name = NULL};
+	struct httpd_opts o = {.idle_timeout_ms = 100};
 	int port;
 	struct httpd *h = server_start(&o, &port);
 	double t0 = now_ms();
@@ -729,20 +731,18 @@ static void test_idle_timeout(void)
 	/* an idle keep-alive connection, after a request */
 	c = cli_open(port);
 	cli_sends(c, "GET /echo HTTP/1.1\r\nHost: t\r\n\r\n");
-	CHECK_STR(cli_next(c), "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
-			       "Content-Length: 16\r\nX-Handler: yes\r\n\r\nGET /echo q= body=0");
+	CHECK_STR(cli_next(c), want(NULL, "200 OK", "text/plain", XH, "GET /echo q= body=0"));
 	t0 = now_ms();
 	CHECK(cli_sees_eof(c, 1000));
 	CHECK(now_ms() - t0 >= 90);
 	cli_close(c);
 
-	/* a deferred answer longer than the timeout still arrives */
+	/* the handler's time is not limited: a deferred answer longer than the timeout arrives */
 	struct httpd_opts o2 = {.idle_timeout_ms = 10};
 	struct httpd *h2 = server_start(&o2, &port);
 	c = cli_open(port);
 	cli_sends(c, "GET /defer HTTP/1.1\r\nHost: t\r\n\r\n");
-	CHECK_STR(cli_next(c), "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
-			       "Content-Length: 8\r\n\r\ndeferred");
+	CHECK_STR(cli_next(c), want(NULL, "200 OK", "text/plain", "", "deferred"));
 	cli_close(c);
 	httpd_free(h2);
 	httpd_free(h);
@@ -778,7 +778,7 @@ static int count_open_below(int limit)
 	return n;
 }
 
-/* Out of descriptors: the server pauses accepting and picks the connection up later. */
+/* Out of descriptors: the server pauses accepting and takes the connection later. */
 static void test_emfile(void)
 {
 	struct rlimit old, lim;
@@ -788,7 +788,7 @@ static void test_emfile(void)
 	getrlimit(RLIMIT_NOFILE, &old);
 	/* room for exactly three more descriptors: c1, its accepted socket, c2 */
 	lim = old;
-	for (lim.rlim_cur = 1; lim.rlim_cur < old.rlim_cur; lim.rlim_cur++)
+	for (lim.rlim_cur = 1; lim.rlim_cur < old.rlim_cur && lim.rlim_cur < 4096; lim.rlim_cur++)
 		if ((int)lim.rlim_cur - count_open_below((int)lim.rlim_cur) == 3)
 			break;
 	if (setrlimit(RLIMIT_NOFILE, &lim) < 0) {
@@ -798,16 +798,14 @@ static void test_emfile(void)
 	}
 	struct cli *c1 = cli_open(port);
 	cli_sends(c1, "GET /echo HTTP/1.1\r\nHost: t\r\n\r\n");
-	CHECK_STR(cli_next(c1), "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
-				"Content-Length: 16\r\nX-Handler: yes\r\n\r\nGET /echo q= body=0");
+	CHECK_STR(cli_next(c1), want(NULL, "200 OK", "text/plain", XH, "GET /echo q= body=0"));
 	struct cli *c2 = cli_open(port);
 	cli_sends(c2, "GET /echo?2 HTTP/1.1\r\nHost: t\r\n\r\n");
 	pump(30);
 	cli_fill(c2);
 	CHECK_INT(c2->len, 0); /* not accepted: no descriptor */
 	cli_close(c1);
-	CHECK_STR(cli_next(c2), "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
-				"Content-Length: 17\r\nX-Handler: yes\r\n\r\nGET /echo q=2 body=0");
+	CHECK_STR(cli_next(c2), want(NULL, "200 OK", "text/plain", XH, "GET /echo q=2 body=0"));
 	cli_close(c2);
 	setrlimit(RLIMIT_NOFILE, &old);
 	httpd_free(h);

@@ -201,13 +201,13 @@ static void test_json_str(void)
 	 * Latin-1 reading of those bytes (U+00XX), valid UTF-8 again. */
 	check_str(STR("\x80"), "\"\\u0080\"", "\xc2\x80");
 	check_str(STR("a\xff"), "\"a\\u00ff\"", "a\xc3\xbf");
-	check_str(STR("\xc0\xaf"), "\"\\u00c0\\u00af\"", "\xc3\x80\xc2\xaf");         /* overlong */
-	check_str(STR("\xe0\x80\xaf"), "\"\\u00e0\\u0080\\u00af\"", NULL);             /* overlong */
-	check_str(STR("\xed\xa0\x80"), "\"\\u00ed\\u00a0\\u0080\"", NULL);             /* surrogate */
-	check_str(STR("\xf4\x90\x80\x80"), "\"\\u00f4\\u0090\\u0080\\u0080\"", NULL);  /* > 10FFFF */
+	check_str(STR("\xc0\xaf"), "\"\\u00c0\\u00af\"", "\xc3\x80\xc2\xaf"); /* overlong */
+	check_str(STR("\xe0\x80\xaf"), "\"\\u00e0\\u0080\\u00af\"", NULL);    /* overlong */
+	check_str(STR("\xed\xa0\x80"), "\"\\u00ed\\u00a0\\u0080\"", NULL);    /* surrogate */
+	check_str(STR("\xf4\x90\x80\x80"), "\"\\u00f4\\u0090\\u0080\\u0080\"", NULL); /* > 10FFFF */
 	check_str(STR("\xf5\x80"), "\"\\u00f5\\u0080\"", NULL);
-	check_str(STR("\xc3" "A"), "\"\\u00c3A\"", "\xc3\x83" "A");                   /* cut short */
-	check_str(STR("x\xe2\x82"), "\"x\\u00e2\\u0082\"", NULL);                     /* truncated */
+	check_str(STR("\303A"), "\"\\u00c3A\"", "\303\203A");	  /* cut short */
+	check_str(STR("x\xe2\x82"), "\"x\\u00e2\\u0082\"", NULL); /* truncated */
 	check_str(STR("\xf0\x9f\x98x"), "\"\\u00f0\\u009f\\u0098x\"", NULL);
 	check_str(STR("\xc3\xa9\xa9"), "\"\xc3\xa9\\u00a9\"", "\xc3\xa9\xc2\xa9"); /* stray cont. */
 
@@ -297,9 +297,10 @@ static void test_request(void)
 	    .status = 502,
 	    .latency_ms = 9.1,
 	};
-	check_request(&d, "{\"v\":1,\"type\":\"request\",\"ts\":\"2026-11-22T18:50:15.123456Z\","
-			  "\"exp\":null,\"variant\":null,\"unit\":null,\"rid\":\"r1\",\"status\":502,"
-			  "\"latency_ms\":9.100,\"upstream\":null,\"bytes_in\":0,\"bytes_out\":0}\n");
+	check_request(&d,
+		      "{\"v\":1,\"type\":\"request\",\"ts\":\"2026-11-22T18:50:15.123456Z\","
+		      "\"exp\":null,\"variant\":null,\"unit\":null,\"rid\":\"r1\",\"status\":502,"
+		      "\"latency_ms\":9.100,\"upstream\":null,\"bytes_in\":0,\"bytes_out\":0}\n");
 
 	/* Forced variant, escaped strings, extreme numbers, rounding of the latency. */
 	struct outlog_request f = {
@@ -325,19 +326,19 @@ static void test_request(void)
 		double ms;
 		const char *text;
 	} lat[] = {
-	    {0, "0.000"},        {0.0004, "0.000"},     {0.0006, "0.001"},
-	    {0.999, "0.999"},    {0.9996, "1.000"},     {1000, "1000.000"},
-	    {59999.25, "59999.250"}, {-0.0001, "0.000"}, {-3.5, "-3.500"},
-	    {1.0 / 0.0, "null"}, {0.0 / 0.0, "null"},
+	    {0, "0.000"},      {0.0004, "0.000"},   {0.0006, "0.001"},	     {0.999, "0.999"},
+	    {0.9996, "1.000"}, {1000, "1000.000"},  {59999.25, "59999.250"}, {-0.0001, "0.000"},
+	    {-3.5, "-3.500"},  {1.0 / 0.0, "null"}, {0.0 / 0.0, "null"},
 	};
 	for (size_t i = 0; i < sizeof(lat) / sizeof(lat[0]); i++) {
 		char want[512];
 		d.latency_ms = lat[i].ms;
-		snprintf(want, sizeof(want),
-			 "{\"v\":1,\"type\":\"request\",\"ts\":\"2026-11-22T18:50:15.123456Z\","
-			 "\"exp\":null,\"variant\":null,\"unit\":null,\"rid\":\"r1\",\"status\":502,"
-			 "\"latency_ms\":%s,\"upstream\":null,\"bytes_in\":0,\"bytes_out\":0}\n",
-			 lat[i].text);
+		snprintf(
+		    want, sizeof(want),
+		    "{\"v\":1,\"type\":\"request\",\"ts\":\"2026-11-22T18:50:15.123456Z\","
+		    "\"exp\":null,\"variant\":null,\"unit\":null,\"rid\":\"r1\",\"status\":502,"
+		    "\"latency_ms\":%s,\"upstream\":null,\"bytes_in\":0,\"bytes_out\":0}\n",
+		    lat[i].text);
 		outlog_format_request(buf, sizeof(buf), &d);
 		CHECK_STR(buf, want);
 		CHECK(json_line_ok(buf));
@@ -423,8 +424,8 @@ static void test_outcome(void)
 		outlog_format_outcome(buf, sizeof(buf), &o);
 		cJSON *j = cJSON_Parse(buf);
 		cJSON *val = j != NULL ? cJSON_GetObjectItemCaseSensitive(j, "value") : NULL;
-		if (val == NULL || !cJSON_IsNumber(val) || strtod(strstr(buf, "\"value\":") + 8,
-								   NULL) != v)
+		if (val == NULL || !cJSON_IsNumber(val) ||
+		    strtod(strstr(buf, "\"value\":") + 8, NULL) != v)
 			bad++;
 		cJSON_Delete(j);
 	}
@@ -555,7 +556,7 @@ struct stager {
 	int id;
 	size_t bufsize;
 	uint64_t refused; /* outlog_reserve() returned NULL */
-	uint64_t bytes;   /* bytes committed */
+	uint64_t bytes;	  /* bytes committed */
 };
 
 static void *stager_main(void *arg)
@@ -715,7 +716,7 @@ static void test_write_block_full(void)
 	CHECK_INT(outlog_write_block(ol, b, sizeof(b)), -1);
 	CHECK_INT(outlog_write_block(ol, c, sizeof(c)), 0); /* exactly 100 */
 	CHECK_INT(outlog_write_block(ol, d, sizeof(d)), -1);
-	CHECK_INT(outlog_write_block(ol, d, 1), -1);        /* not a whole line */
+	CHECK_INT(outlog_write_block(ol, d, 1), -1);		 /* not a whole line */
 	CHECK_INT(outlog_write_block(ol, big, sizeof(big)), -1); /* larger than the bound */
 	CHECK_INT(outlog_write_block(ol, NULL, 0), 0);
 	CHECK_INT(outlog_dropped(ol), 0); /* refused blocks are the caller's, not drops */
