@@ -5,8 +5,8 @@
  * proxy writes (one object of scalars, plus the flat "weights" object of config records) without
  * allocating; any other valid JSON line (arrays, deeper nesting) falls back to cJSON. Strings
  * without escapes point into the line; escaped ones are decoded into the caller's scratch
- * buffer. Every pointer in the record is valid until the line, the scratch buffer or the next
- * call's fallback state is reused.
+ * buffer (the fallback copies its strings there too). Every pointer in the record is valid as
+ * long as the line and the scratch buffer are.
  */
 #ifndef ABGATE_LOGREC_H
 #define ABGATE_LOGREC_H
@@ -61,8 +61,5 @@ enum logrec_parse logrec_parse(const char *line, size_t len, struct logrec *out,
 /* "2026-11-22T18:50:15.123456Z" (fraction optional, "Z" or "+HH:MM"/"-HH:MM") to seconds since
  * the epoch; returns 0 or -1. */
 int logrec_parse_ts(const char *s, size_t len, double *out);
-
-/* Releases the fallback parser's state (call once at the end; harmless when unused). */
-void logrec_cleanup(void);
 
 #endif

@@ -508,6 +508,12 @@ static const struct bad_case bad_cases[] = {
 	REQ_EARLY("GET / HTTP/1.1\r\nHost: a\x1b[31mz\r\n\r\n", 400, 24),
 	REQ_EARLY("GET / HTTP/1.1\r\nHost: a\r\nX: 0123456789abcdef0123456789\x0b\r\n\r\n", 400,
 		  55),
+	/* DEL and NUL in the middle of a long run, where values are checked a word at a time */
+	REQ_EARLY("GET / HTTP/1.1\r\nHost: a\r\nX: 0123456789\x7f"
+		  "0123456789abcdef\r\n\r\n",
+		  400, 39),
+	{"GET / HTTP/1.1\r\nHost: a\r\nX: 0123456789\0" "0123456789abcdef\r\n\r\n", 57, 400, 39,
+	 false, HTTP_M_OTHER, {0, 0, 0}},
 	{"GET / HTTP/1.1\r\nHost: a\0b\r\n\r\n", 29, 400, 24, false, HTTP_M_OTHER, {0, 0, 0}},
 	/* Content-Length */
 	REQ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
