@@ -43,7 +43,8 @@
 
 #define UNIT_MAX 256
 #define RID_MAX 72
-#define RECORD_MAX (1024 + 2 * UNIT_MAX + 2 * RID_MAX)
+/* a record's fixed part plus its strings escaped at worst (6 bytes per byte) */
+#define RECORD_MAX (2048 + 6 * (UNIT_MAX + RID_MAX))
 
 enum state {
 	ST_HEAD,  /* waiting for (the rest of) a request head; idle when `in` is empty */
@@ -316,7 +317,10 @@ static void record_request(struct session *s, uint64_t now)
 	r.bytes_in = s->bytes_in;
 	r.bytes_out = s->bytes_out;
 	r.forced = s->forced;
-	outlog_commit(w->olb, outlog_format_request(dst, RECORD_MAX, &r));
+	size_t len = outlog_format_request(dst, RECORD_MAX, &r);
+	if (len == 0)
+		w->stats.log_dropped++;
+	outlog_commit(w->olb, len);
 }
 
 /* ---- ending a request ---------------------------------------------------------------------- */
