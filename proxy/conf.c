@@ -47,12 +47,12 @@ enum node_kind { NODE_SCALAR, NODE_LIST, NODE_MAP };
 
 struct node {
 	enum node_kind kind;
-	int line, col;      /* 1-based position of the first character */
-	bool plain;         /* scalar written without quotes: may stand for a number, bool or null */
-	char *str;          /* scalar: the text, NUL-terminated */
+	int line, col; /* 1-based position of the first character */
+	bool plain;    /* scalar written without quotes: may stand for a number, bool or null */
+	char *str;     /* scalar: the text, NUL-terminated */
 	struct node **kids; /* list: the items; mapping: key, value, key, value, ... */
-	size_t nkids;       /* entries in kids (twice the pairs for a mapping) */
-	size_t cap;         /* allocated entries in kids */
+	size_t nkids;	    /* entries in kids (twice the pairs for a mapping) */
+	size_t cap;	    /* allocated entries in kids */
 };
 
 /* The state of one load: where messages go and whether one was already written. */
@@ -94,7 +94,7 @@ static const struct node *map_val(const struct node *m, size_t i)
 /* Writes the first error of the load as "NAME:LINE:COL: message"; later ones are dropped so the
  * message always describes the first problem found. Returns -1 for "return fail(...)". */
 static int fail_at(struct ctx *c, int line, int col, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 static int fail_at(struct ctx *c, int line, int col, const char *fmt, ...)
 {
 	if (c->failed)
@@ -601,7 +601,8 @@ static int get_percent_bp(struct ctx *c, const struct node *n, const char *what,
 			if (nfrac < 2)
 				frac = frac * 10 + (uint64_t)(*s - '0');
 			else if (*s != '0')
-				return fail(c, n, "%s %s has more than 2 decimals (one bucket is 0.01%%)",
+				return fail(c, n,
+					    "%s %s has more than 2 decimals (one bucket is 0.01%%)",
 					    what, n->str);
 		}
 		if (nfrac == 0)
@@ -620,7 +621,8 @@ static int get_percent_bp(struct ctx *c, const struct node *n, const char *what,
 
 static int get_bool(struct ctx *c, const struct node *n, const char *what, bool *out)
 {
-	static const char *const yes[] = {"true", "yes", "on"}, *const no[] = {"false", "no", "off"};
+	static const char *const yes[] = {"true", "yes", "on"};
+	static const char *const no[] = {"false", "no", "off"};
 	if (n->kind == NODE_SCALAR && n->plain) {
 		for (size_t i = 0; i < 3; i++) {
 			if (strcasecmp(n->str, yes[i]) == 0) {
@@ -657,7 +659,8 @@ static int get_choice(struct ctx *c, const struct node *n, const char *what,
 		off += w > 0 ? (size_t)w : 0;
 	}
 	char buf[80];
-	return fail(c, n, "%s must be one of %s (got %s)", what, list, describe(n, buf, sizeof(buf)));
+	return fail(c, n, "%s must be one of %s (got %s)", what, list,
+		    describe(n, buf, sizeof(buf)));
 }
 
 /* A list with between min and max items. */
@@ -681,8 +684,8 @@ static int check_name(struct ctx *c, const struct node *n, const char *what, con
 	for (size_t i = 0; ok && i < len; i++)
 		ok = isalnum((unsigned char)s[i]) || s[i] == '.' || s[i] == '_' || s[i] == '-';
 	if (!ok)
-		return fail(c, n, "%s \"%s\" must be 1 to %d letters, digits, '.', '_' or '-'", what,
-			    s, MAX_NAME);
+		return fail(c, n, "%s \"%s\" must be 1 to %d letters, digits, '.', '_' or '-'",
+			    what, s, MAX_NAME);
 	return 0;
 }
 
@@ -906,7 +909,8 @@ static int compile_listens(struct ctx *c, const struct node *v, struct conf *con
 	for (size_t i = 0; i < v->nkids; i++) {
 		const struct node *m = v->kids[i], *addr, *tls;
 		struct conf_listen *l = &conf->listens[i];
-		if (check_keys(c, m, "listen", keys) < 0 || map_need(c, m, "addr", "listen", &addr) < 0 ||
+		if (check_keys(c, m, "listen", keys) < 0 ||
+		    map_need(c, m, "addr", "listen", &addr) < 0 ||
 		    get_addr(c, addr, "listen.addr", &l->addr) < 0)
 			return -1;
 		for (size_t j = 0; j < i; j++)
@@ -921,7 +925,8 @@ static int compile_listens(struct ctx *c, const struct node *v, struct conf *con
 			cert = map_get(tls, "cert");
 			key = map_get(tls, "key");
 			if (cert == NULL || key == NULL)
-				return fail(c, tls, "listen.tls needs both cert and key (missing %s)",
+				return fail(c, tls,
+					    "listen.tls needs both cert and key (missing %s)",
 					    cert == NULL ? "cert" : "key");
 			if (get_string(c, cert, "listen.tls.cert", &l->tls_cert) < 0 ||
 			    get_string(c, key, "listen.tls.key", &l->tls_key) < 0)
@@ -948,20 +953,22 @@ static int compile_admin(struct ctx *c, const struct node *v, struct conf *conf)
 
 static int compile_log(struct ctx *c, const struct node *v, struct conf *conf)
 {
-	static const char *const keys[] = {"error", "level", "outcomes", "access", "fsync_ms", NULL};
+	static const char *const keys[] = {"error",  "level",	 "outcomes",
+					   "access", "fsync_ms", NULL};
 	const struct node *n;
 
 	if (check_keys(c, v, "log", keys) < 0)
 		return -1;
-	if ((n = map_get(v, "error")) != NULL && get_string(c, n, "log.error", &conf->log_error) < 0)
+	if ((n = map_get(v, "error")) != NULL &&
+	    get_string(c, n, "log.error", &conf->log_error) < 0)
 		return -1;
 	if ((n = map_get(v, "level")) != NULL) {
 		const char *s = NULL;
 		if (get_text(c, n, "log.level", &s) < 0)
 			return -1;
 		if (log_level_parse(s) < 0)
-			return fail(c, n, "log.level must be one of error|warn|info|debug (got \"%s\")",
-				    s);
+			return fail(
+			    c, n, "log.level must be one of error|warn|info|debug (got \"%s\")", s);
 		if ((conf->log_level = strdup(s)) == NULL)
 			return oom(c);
 	}
@@ -988,16 +995,16 @@ static int compile_limits(struct ctx *c, const struct node *v, struct conf *conf
 		uint64_t *p64;
 		uint64_t min, max;
 	} specs[] = {
-		{"max_header_bytes", &l->max_header_bytes, NULL, 1024, 1u << 20},
-		{"max_headers", &l->max_headers, NULL, 1, 10000},
-		{"max_request_line", &l->max_request_line, NULL, 256, 1u << 20},
-		{"max_body_bytes", NULL, &l->max_body_bytes, 0, 1ull << 40},
-		{"client_header_timeout_ms", &l->client_header_timeout_ms, NULL, 1, DAY_MS},
-		{"client_timeout_ms", &l->client_timeout_ms, NULL, 1, DAY_MS},
-		{"idle_timeout_ms", &l->idle_timeout_ms, NULL, 1, DAY_MS},
-		{"upstream_connect_timeout_ms", &l->upstream_connect_timeout_ms, NULL, 1, DAY_MS},
-		{"upstream_timeout_ms", &l->upstream_timeout_ms, NULL, 1, DAY_MS},
-		{"max_connections", &l->max_connections, NULL, 1, 10000000},
+	    {"max_header_bytes", &l->max_header_bytes, NULL, 1024, 1u << 20},
+	    {"max_headers", &l->max_headers, NULL, 1, 10000},
+	    {"max_request_line", &l->max_request_line, NULL, 256, 1u << 20},
+	    {"max_body_bytes", NULL, &l->max_body_bytes, 0, 1ull << 40},
+	    {"client_header_timeout_ms", &l->client_header_timeout_ms, NULL, 1, DAY_MS},
+	    {"client_timeout_ms", &l->client_timeout_ms, NULL, 1, DAY_MS},
+	    {"idle_timeout_ms", &l->idle_timeout_ms, NULL, 1, DAY_MS},
+	    {"upstream_connect_timeout_ms", &l->upstream_connect_timeout_ms, NULL, 1, DAY_MS},
+	    {"upstream_timeout_ms", &l->upstream_timeout_ms, NULL, 1, DAY_MS},
+	    {"max_connections", &l->max_connections, NULL, 1, 10000000},
 	};
 	enum { NSPECS = sizeof(specs) / sizeof(specs[0]) };
 	const char *keys[NSPECS + 1];
@@ -1026,7 +1033,8 @@ static int compile_limits(struct ctx *c, const struct node *v, struct conf *conf
 
 static int compile_health(struct ctx *c, const struct node *v, struct conf_backend *b)
 {
-	static const char *const keys[] = {"path", "interval_ms", "timeout_ms", "rise", "fall", NULL};
+	static const char *const keys[] = {"path", "interval_ms", "timeout_ms",
+					   "rise", "fall",	  NULL};
 	const struct node *n;
 
 	if (check_keys(c, v, "health", keys) < 0 || map_need(c, v, "path", "health", &n) < 0 ||
@@ -1104,8 +1112,8 @@ static int compile_backends(struct ctx *c, const struct node *v, struct conf *co
 			return -1;
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(map_key(v, j)->str, k->str) == 0)
-				return fail(c, k, "duplicate backend \"%s\" (first at line %d)", k->str,
-					    map_key(v, j)->line);
+				return fail(c, k, "duplicate backend \"%s\" (first at line %d)",
+					    k->str, map_key(v, j)->line);
 		if ((conf->backends[i].name = strdup(k->str)) == NULL)
 			return oom(c);
 		if (compile_backend(c, map_val(v, i), &conf->backends[i]) < 0)
@@ -1170,8 +1178,9 @@ static int compile_unit(struct ctx *c, const struct node *v, struct conf_experim
 		/* Query parameters are matched byte for byte, so keep to unreserved characters. */
 		for (const char *p = e->unit_name; *p != '\0'; p++)
 			if (!isalnum((unsigned char)*p) && strchr("-._~", *p) == NULL)
-				return fail(c, n, "unit.query \"%s\" may contain only letters, "
-						  "digits, '-', '.', '_' and '~'",
+				return fail(c, n,
+					    "unit.query \"%s\" may contain only letters, "
+					    "digits, '-', '.', '_' and '~'",
 					    e->unit_name);
 		return 0;
 	}
@@ -1250,8 +1259,7 @@ static int compile_shadow(struct ctx *c, const struct node *v, const struct conf
 	const struct node *n, *cmp;
 
 	e->shadow.percent = 100;
-	if (check_keys(c, v, "shadow", keys) < 0 ||
-	    map_need(c, v, "backend", "shadow", &n) < 0 ||
+	if (check_keys(c, v, "shadow", keys) < 0 || map_need(c, v, "backend", "shadow", &n) < 0 ||
 	    get_backend_ref(c, conf, n, "shadow.backend", &e->shadow.backend) < 0)
 		return -1;
 	if ((n = map_get(v, "percent")) != NULL &&
@@ -1261,7 +1269,8 @@ static int compile_shadow(struct ctx *c, const struct node *v, const struct conf
 		if (check_keys(c, cmp, "shadow.compare", cmp_keys) < 0)
 			return -1;
 		if ((n = map_get(cmp, "json_field")) != NULL &&
-		    get_string(c, n, "shadow.compare.json_field", &e->shadow.compare_json_field) < 0)
+		    get_string(c, n, "shadow.compare.json_field", &e->shadow.compare_json_field) <
+			0)
 			return -1;
 		if ((n = map_get(cmp, "tolerance")) != NULL &&
 		    get_double_min(c, n, "shadow.compare.tolerance", 0, false,
@@ -1273,8 +1282,8 @@ static int compile_shadow(struct ctx *c, const struct node *v, const struct conf
 
 static int compile_metrics(struct ctx *c, const struct node *v, struct conf_experiment *e)
 {
-	static const char *const keys[] = {"name",	"kind",	   "source", "goal", "guardrail",
-					   "primary", "margin", "max",	     NULL};
+	static const char *const keys[] = {"name",    "kind",	"source", "goal", "guardrail",
+					   "primary", "margin", "max",	  NULL};
 	static const char *const kinds[] = {"binary", "continuous", NULL};
 	static const char *const sources[] = {"status_5xx", "status_4xx", "latency_ms", "outcome",
 					      NULL};
@@ -1311,7 +1320,8 @@ static int compile_metrics(struct ctx *c, const struct node *v, struct conf_expe
 				return -1;
 			if ((src == CONF_SRC_STATUS_5XX || src == CONF_SRC_STATUS_4XX) &&
 			    mt->kind != CONF_METRIC_BINARY)
-				return fail(c, n, "metric source %s needs kind binary", sources[src]);
+				return fail(c, n, "metric source %s needs kind binary",
+					    sources[src]);
 			if (src == CONF_SRC_LATENCY_MS && mt->kind != CONF_METRIC_CONTINUOUS)
 				return fail(c, n, "metric source latency_ms needs kind continuous");
 		}
@@ -1326,9 +1336,10 @@ static int compile_metrics(struct ctx *c, const struct node *v, struct conf_expe
 			if (get_bool(c, n, "primary", &mt->primary) < 0)
 				return -1;
 			if (mt->primary && primary_at != NULL)
-				return fail(c, map_keynode(m, "primary"),
-					    "only one metric may be primary (already \"%s\" at line %d)",
-					    map_get(primary_at, "name")->str, primary_at->line);
+				return fail(
+				    c, map_keynode(m, "primary"),
+				    "only one metric may be primary (already \"%s\" at line %d)",
+				    map_get(primary_at, "name")->str, primary_at->line);
 			if (mt->primary)
 				primary_at = m;
 		}
@@ -1339,8 +1350,8 @@ static int compile_metrics(struct ctx *c, const struct node *v, struct conf_expe
 		}
 		if ((n = map_get(m, "max")) != NULL) {
 			if (mt->kind == CONF_METRIC_BINARY) {
-				if (get_double_in(c, n, "max (a rate for a binary metric)", 0, false, 1,
-						  false, &mt->max) < 0)
+				if (get_double_in(c, n, "max (a rate for a binary metric)", 0,
+						  false, 1, false, &mt->max) < 0)
 					return -1;
 			} else if (get_double(c, n, "max", &mt->max) < 0) {
 				return -1;
@@ -1353,7 +1364,7 @@ static int compile_metrics(struct ctx *c, const struct node *v, struct conf_expe
 
 static int compile_decision(struct ctx *c, const struct node *v, struct conf_decision *d)
 {
-	static const char *const keys[] = {"alpha",	 "min_samples", "srm_alpha", "sequential",
+	static const char *const keys[] = {"alpha",  "min_samples",  "srm_alpha", "sequential",
 					   "on_srm", "sequential_n", NULL};
 	static const char *const on_srm[] = {"investigate", "rollback", NULL};
 	const struct node *n;
@@ -1396,8 +1407,9 @@ static int compile_rollout(struct ctx *c, const struct node *key, const struct n
 		return -1;
 	/* The ramp moves one canary against the control: control = 100 - step. */
 	if (e->nvariants != 2)
-		return fail(c, key, "rollout needs exactly 2 variants, the control and the canary "
-				    "(has %zu)",
+		return fail(c, key,
+			    "rollout needs exactly 2 variants, the control and the canary "
+			    "(has %zu)",
 			    e->nvariants);
 	e->rollout.enabled = true;
 	e->rollout.interval_s = 600;
@@ -1425,7 +1437,8 @@ static int compile_rollout(struct ctx *c, const struct node *key, const struct n
 	if ((n = map_get(v, "interval_s")) != NULL &&
 	    get_u32(c, n, "rollout.interval_s", 1, 7 * 86400, &e->rollout.interval_s) < 0)
 		return -1;
-	if ((n = map_get(v, "auto")) != NULL && get_bool(c, n, "rollout.auto", &e->rollout.autostep) < 0)
+	if ((n = map_get(v, "auto")) != NULL &&
+	    get_bool(c, n, "rollout.auto", &e->rollout.autostep) < 0)
 		return -1;
 	if ((n = map_get(v, "state_file")) != NULL &&
 	    get_string(c, n, "rollout.state_file", &e->rollout.state_file) < 0)
@@ -1436,10 +1449,9 @@ static int compile_rollout(struct ctx *c, const struct node *key, const struct n
 static int compile_experiment(struct ctx *c, const struct node *m, const struct conf *conf,
 			      struct conf_experiment *e, size_t index)
 {
-	static const char *const keys[] = {"name",	  "match",    "unit",	   "fallback",
-					   "fallback_cookie", "salt",	  "allow_force", "variants",
-					   "shadow",	  "metrics",  "decision",  "rollout",
-					   NULL};
+	static const char *const keys[] = {
+	    "name",	"match",  "unit",    "fallback", "fallback_cookie", "salt", "allow_force",
+	    "variants", "shadow", "metrics", "decision", "rollout",	    NULL};
 	static const char *const fallbacks[] = {"control", "client_ip", "random", "cookie", NULL};
 	const struct node *name, *unit, *variants, *n;
 
@@ -1456,8 +1468,8 @@ static int compile_experiment(struct ctx *c, const struct node *m, const struct 
 		return -1;
 	for (size_t j = 0; j < index; j++)
 		if (strcmp(conf->experiments[j].name, e->name) == 0)
-			return fail(c, name, "duplicate experiment \"%s\" (first at line %d)", e->name,
-				    conf->experiments[j].line);
+			return fail(c, name, "duplicate experiment \"%s\" (first at line %d)",
+				    e->name, conf->experiments[j].line);
 	if ((n = map_get(m, "match")) != NULL && compile_match(c, n, e) < 0)
 		return -1;
 	if (map_need(c, m, "unit", "experiment", &unit) < 0 || compile_unit(c, unit, e) < 0)
@@ -1474,7 +1486,7 @@ static int compile_experiment(struct ctx *c, const struct node *m, const struct 
 			return -1;
 	} else {
 		e->fallback_cookie =
-			strdup(e->unit == CONF_UNIT_COOKIE ? e->unit_name : "abgate_uid");
+		    strdup(e->unit == CONF_UNIT_COOKIE ? e->unit_name : "abgate_uid");
 		if (e->fallback_cookie == NULL)
 			return oom(c);
 	}
@@ -1563,10 +1575,9 @@ static int conf_fill_defaults(struct ctx *c, struct conf *conf)
 
 static int compile_root(struct ctx *c, const struct node *root, struct conf *conf)
 {
-	static const char *const keys[] = {"listen",	     "admin",  "workers",
-					   "drain_timeout_ms", "log",	 "limits",
-					   "backends",	     "default_backend", "experiments",
-					   NULL};
+	static const char *const keys[] = {"listen",	  "admin",  "workers",	"drain_timeout_ms",
+					   "log",	  "limits", "backends", "default_backend",
+					   "experiments", NULL};
 	const struct node *backends;
 
 	if (check_keys(c, root, "the configuration", keys) < 0)
@@ -1604,8 +1615,8 @@ static int compile_root(struct ctx *c, const struct node *root, struct conf *con
 		if (addr_equal(&conf->listens[i].addr, &conf->admin_addr)) {
 			const struct node *at = map_get(root, "admin");
 			at = at != NULL && at->kind == NODE_MAP && map_get(at, "addr") != NULL
-				     ? map_get(at, "addr")
-				     : root;
+				 ? map_get(at, "addr")
+				 : root;
 			return fail(c, at, "admin.addr \"%s\" is also a listen address",
 				    conf->admin_addr.text);
 		}

@@ -30,12 +30,13 @@
 #define CHUNKED_MAX_DIGITS 15
 
 enum {
-	CL_TOKEN = 0x1,  /* tchar: method, field name, coding, chunk-ext name */
-	CL_VALUE = 0x2,  /* field-value and reason-phrase octet: HT, SP, VCHAR, obs-text */
+	CL_TOKEN = 0x1,	 /* tchar: method, field name, coding, chunk-ext name */
+	CL_VALUE = 0x2,	 /* field-value and reason-phrase octet: HT, SP, VCHAR, obs-text */
 	CL_TARGET = 0x4, /* request-target octet: VCHAR except '#' (a fragment is never sent) */
 	CL_QDTEXT = 0x8, /* quoted-string octet that needs no backslash */
 };
 
+/* clang-format off */
 #define T CL_TOKEN
 #define V CL_VALUE
 #define U CL_TARGET
@@ -88,6 +89,7 @@ static const uint8_t char_class[256] = {
 #undef V
 #undef U
 #undef Q
+/* clang-format on */
 
 static inline bool is_class(uint8_t c, unsigned cls)
 {
@@ -256,11 +258,12 @@ static enum http_method method_of(const uint8_t *m, size_t len)
  */
 static bool version_byte(struct http_msg *msg, const uint8_t *v, size_t i)
 {
+	static const uint8_t name[5] = {'H', 'T', 'T', 'P', '/'};
 	uint8_t c = v[i];
 	bool ok;
 
 	if (i < 5)
-		ok = c == (uint8_t)"HTTP/"[i];
+		ok = c == name[i];
 	else if (i == 6)
 		ok = c == '.';
 	else
@@ -328,8 +331,9 @@ static bool split_target(struct http_msg *msg, const uint8_t *b)
 
 		if ((unsigned)(lower(t[0]) - 'a') >= 26u)
 			return false;
-		while (i < len && ((unsigned)(lower(t[i]) - 'a') < 26u || (unsigned)(t[i] - '0') < 10u || t[i] == '+' ||
-				   t[i] == '-' || t[i] == '.'))
+		while (i < len &&
+		       ((unsigned)(lower(t[i]) - 'a') < 26u || (unsigned)(t[i] - '0') < 10u ||
+			t[i] == '+' || t[i] == '-' || t[i] == '.'))
 			i++;
 		if (len - i < 3 || memcmp(t + i, "://", 3) != 0)
 			return false;
@@ -536,7 +540,7 @@ static enum http_parse scan_fields(struct http_msg *msg, const uint8_t *b, size_
 			/* A line that starts with whitespace is obs-fold (or hides a field from
 			 * parsers that join it to the start line); both are refused. */
 			r = fail(msg, 400,
-				 is_ws(c)    ? "obs-fold or whitespace at line start"
+				 is_ws(c)   ? "obs-fold or whitespace at line start"
 				 : c == ':' ? "empty field name"
 					    : bad_byte(c, "malformed field name"));
 			goto out;
@@ -669,10 +673,10 @@ static unsigned connection_flags(const uint8_t *b, struct http_span v)
 
 /* What the Transfer-Encoding fields of one head add up to. */
 struct te_state {
-	bool seen;         /* at least one field */
-	bool chunked;      /* chunked appears */
+	bool seen;	   /* at least one field */
+	bool chunked;	   /* chunked appears */
 	bool last_chunked; /* chunked is the final coding */
-	bool other;        /* a coding other than chunked appears */
+	bool other;	   /* a coding other than chunked appears */
 };
 
 /* Folds one Transfer-Encoding field into TE; returns false when it cannot be valid. */
@@ -828,7 +832,8 @@ static enum http_parse parse_head(struct http_msg *msg, const char *buf, size_t 
 		 * follow. */
 		if (maxline != 0 && lend > maxline + 1)
 			lend = b[maxline] == '\r' ? maxline + 2 : maxline + 1;
-		r = response ? scan_status_line(msg, b, &p, lend) : scan_request_line(msg, b, &p, lend);
+		r = response ? scan_status_line(msg, b, &p, lend)
+			     : scan_request_line(msg, b, &p, lend);
 		if (r != HTTP_AGAIN)
 			return r;
 		if (msg->lines == 0) {
@@ -870,23 +875,23 @@ enum http_parse http_parse_response(struct http_msg *msg, const char *buf, size_
  */
 enum {
 	CH_SIZE_START = 0,  /* first hex digit of chunk-size */
-	CH_SIZE,            /* more digits, ';' or CR */
+	CH_SIZE,	    /* more digits, ';' or CR */
 	CH_EXT_NAME_START,  /* first octet of a chunk-ext name, just after ';' */
-	CH_EXT_NAME,        /* name octets, '=', ';' or CR */
+	CH_EXT_NAME,	    /* name octets, '=', ';' or CR */
 	CH_EXT_VALUE_START, /* token or opening quote, just after '=' */
-	CH_EXT_TOKEN,       /* token value octets, ';' or CR */
-	CH_EXT_QUOTED,      /* inside a quoted-string */
+	CH_EXT_TOKEN,	    /* token value octets, ';' or CR */
+	CH_EXT_QUOTED,	    /* inside a quoted-string */
 	CH_EXT_QUOTED_ESC,  /* after a backslash in a quoted-string */
 	CH_EXT_QUOTED_END,  /* after the closing quote: ';' or CR */
-	CH_SIZE_LF,         /* LF ending the size line */
-	CH_DATA,            /* c->remaining data octets to skip */
-	CH_DATA_CR,         /* CR after the data */
-	CH_DATA_LF,         /* LF after the data */
+	CH_SIZE_LF,	    /* LF ending the size line */
+	CH_DATA,	    /* c->remaining data octets to skip */
+	CH_DATA_CR,	    /* CR after the data */
+	CH_DATA_LF,	    /* LF after the data */
 	CH_TRAILER_START,   /* start of a trailer line: a field name or the final CR */
 	CH_TRAILER_NAME,    /* field name octets or ':' */
 	CH_TRAILER_VALUE,   /* field value octets or CR */
-	CH_TRAILER_LF,      /* LF ending a trailer field */
-	CH_END_LF,          /* LF ending the body */
+	CH_TRAILER_LF,	    /* LF ending a trailer field */
+	CH_END_LF,	    /* LF ending the body */
 	CH_DONE,
 	CH_ERROR,
 	CH_TOO_LARGE,
@@ -953,8 +958,8 @@ enum http_parse http_chunked_feed(struct http_chunked *c, const char *buf, size_
 			size_t q = scan_value(b, p, len);
 
 			if (q - p > CHUNKED_MAX_LINE - c->trailer_bytes)
-				return chunked_fail(c, HTTP_TOO_LARGE, "trailer section too large", p,
-						    used);
+				return chunked_fail(c, HTTP_TOO_LARGE, "trailer section too large",
+						    p, used);
 			c->trailer_bytes += (uint32_t)(q - p);
 			p = q;
 			if (p == len)
@@ -964,18 +969,19 @@ enum http_parse http_chunked_feed(struct http_chunked *c, const char *buf, size_
 		ch = b[p];
 		if (c->state >= CH_TRAILER_START) {
 			if (++c->trailer_bytes > CHUNKED_MAX_LINE)
-				return chunked_fail(c, HTTP_TOO_LARGE, "trailer section too large", p,
-						    used);
+				return chunked_fail(c, HTTP_TOO_LARGE, "trailer section too large",
+						    p, used);
 		} else if (c->state < CH_SIZE_LF && ch != '\r') {
 			if (++c->line_bytes > CHUNKED_MAX_LINE)
-				return chunked_fail(c, HTTP_TOO_LARGE, "chunk-size line too long", p,
-						    used);
+				return chunked_fail(c, HTTP_TOO_LARGE, "chunk-size line too long",
+						    p, used);
 		}
 
 		switch (c->state) {
 		case CH_SIZE_START:
 			if ((d = hexval(ch)) < 0)
-				return chunked_fail(c, HTTP_ERROR, "chunk size is not hex", p, used);
+				return chunked_fail(c, HTTP_ERROR, "chunk size is not hex", p,
+						    used);
 			c->remaining = (uint64_t)d;
 			c->digits = 1;
 			next = CH_SIZE;
@@ -983,8 +989,8 @@ enum http_parse http_chunked_feed(struct http_chunked *c, const char *buf, size_
 		case CH_SIZE:
 			if ((d = hexval(ch)) >= 0) {
 				if (++c->digits > CHUNKED_MAX_DIGITS)
-					return chunked_fail(c, HTTP_ERROR, "chunk size too large", p,
-							    used);
+					return chunked_fail(c, HTTP_ERROR, "chunk size too large",
+							    p, used);
 				c->remaining = c->remaining << 4 | (uint64_t)d;
 				next = CH_SIZE;
 			} else {
@@ -1029,18 +1035,21 @@ enum http_parse http_chunked_feed(struct http_chunked *c, const char *buf, size_
 			break;
 		case CH_SIZE_LF:
 			if (ch != '\n')
-				return chunked_fail(c, HTTP_ERROR, "bare CR in chunk-size line", p, used);
+				return chunked_fail(c, HTTP_ERROR, "bare CR in chunk-size line", p,
+						    used);
 			c->line_bytes = 0;
 			next = c->remaining != 0 ? CH_DATA : CH_TRAILER_START;
 			break;
 		case CH_DATA_CR:
 			if (ch != '\r')
-				return chunked_fail(c, HTTP_ERROR, "no CRLF after chunk data", p, used);
+				return chunked_fail(c, HTTP_ERROR, "no CRLF after chunk data", p,
+						    used);
 			next = CH_DATA_LF;
 			break;
 		case CH_DATA_LF:
 			if (ch != '\n')
-				return chunked_fail(c, HTTP_ERROR, "no CRLF after chunk data", p, used);
+				return chunked_fail(c, HTTP_ERROR, "no CRLF after chunk data", p,
+						    used);
 			next = CH_SIZE_START;
 			break;
 		case CH_TRAILER_START:
@@ -1050,8 +1059,9 @@ enum http_parse http_chunked_feed(struct http_chunked *c, const char *buf, size_
 				next = CH_TRAILER_NAME;
 			else
 				return chunked_fail(c, HTTP_ERROR,
-						    is_ws(ch) ? "obs-fold in trailer"
-							      : bad_byte(ch, "malformed trailer field"),
+						    is_ws(ch)
+							? "obs-fold in trailer"
+							: bad_byte(ch, "malformed trailer field"),
 						    p, used);
 			break;
 		case CH_TRAILER_NAME:
@@ -1061,15 +1071,17 @@ enum http_parse http_chunked_feed(struct http_chunked *c, const char *buf, size_
 				next = CH_TRAILER_VALUE;
 			else
 				return chunked_fail(c, HTTP_ERROR,
-						    is_ws(ch) ? "whitespace before colon in trailer"
-							      : bad_byte(ch, "malformed trailer field"),
+						    is_ws(ch)
+							? "whitespace before colon in trailer"
+							: bad_byte(ch, "malformed trailer field"),
 						    p, used);
 			break;
 		case CH_TRAILER_VALUE:
 			/* scan_value stopped here: only the CR may end the value. */
 			if (ch != '\r')
 				return chunked_fail(c, HTTP_ERROR,
-						    bad_byte(ch, "malformed trailer field"), p, used);
+						    bad_byte(ch, "malformed trailer field"), p,
+						    used);
 			next = CH_TRAILER_LF;
 			break;
 		case CH_TRAILER_LF:
@@ -1079,14 +1091,15 @@ enum http_parse http_chunked_feed(struct http_chunked *c, const char *buf, size_
 			break;
 		case CH_END_LF:
 			if (ch != '\n')
-				return chunked_fail(c, HTTP_ERROR, "bare CR after trailer", p, used);
+				return chunked_fail(c, HTTP_ERROR, "bare CR after trailer", p,
+						    used);
 			c->state = CH_DONE;
 			*used = p + 1;
 			return HTTP_OK;
 		}
 		if (next < 0)
-			return chunked_fail(c, HTTP_ERROR, bad_byte(ch, "malformed chunk-size line"),
-					    p, used);
+			return chunked_fail(c, HTTP_ERROR,
+					    bad_byte(ch, "malformed chunk-size line"), p, used);
 		c->state = (uint8_t)next;
 		p++;
 	}

@@ -86,7 +86,8 @@ int log_reopen(void)
 	return rc;
 }
 
-static void vlog(enum log_level level, int err, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void vlog(enum log_level level, int err, const char *fmt,
+						   va_list ap)
 {
 	char line[2048];
 	struct timeval tv;

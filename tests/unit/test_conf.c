@@ -3,8 +3,8 @@
  * defaults of a minimal one, bucket ranges, one invalid document per error class with the exact
  * "FILE:LINE:COL: message" expected, reference counting, and the example files in conf/.
  *
- * Runs from the repository root (it loads every .yaml file in conf/). Run it under AddressSanitizer too: the
- * invalid documents are loaded many times to catch leaks on error paths.
+ * Runs from the repository root (it loads every .yaml file in conf/). Run it under AddressSanitizer
+ * too: the invalid documents are loaded many times to catch leaks on error paths.
  */
 #include <arpa/inet.h>
 #include <glob.h>
@@ -30,76 +30,76 @@ static int port_of(const struct conf_addr *a)
 }
 
 static const char full_yaml[] =
-	"listen:\n"
-	"  - addr: 127.0.0.1:18080\n"
-	"  - addr: \"[::1]:18443\"\n"
-	"    tls: {cert: conf/tls/server.crt, key: conf/tls/server.key}\n"
-	"admin:\n"
-	"  addr: 127.0.0.1:19901\n"
-	"  token_file: conf/admin.token\n"
-	"workers: 4\n"
-	"drain_timeout_ms: 5000\n"
-	"log:\n"
-	"  error: var/error.log\n"
-	"  level: debug\n"
-	"  outcomes: var/outcomes.jsonl\n"
-	"  access: var/access.log\n"
-	"  fsync_ms: 0\n"
-	"limits:\n"
-	"  max_header_bytes: 32768\n"
-	"  max_headers: 50\n"
-	"  max_request_line: 4096\n"
-	"  max_body_bytes: 1048576\n"
-	"  client_header_timeout_ms: 5000\n"
-	"  client_timeout_ms: 20000\n"
-	"  idle_timeout_ms: 30000\n"
-	"  upstream_connect_timeout_ms: 500\n"
-	"  upstream_timeout_ms: 10000\n"
-	"  max_connections: 2000\n"
-	"backends:\n"
-	"  model-v1:\n"
-	"    servers: [127.0.0.1:9001, \"http://127.0.0.1:9011\"]\n"
-	"    health: {path: /healthz, interval_ms: 2000, timeout_ms: 500, rise: 1, fall: 5}\n"
-	"  model-v2:\n"
-	"    servers: [\"https://[::1]:9443\"]\n"
-	"    ca_file: conf/ca.pem\n"
-	"    verify: no\n"
-	"  model-v3:\n"
-	"    servers: [localhost:9003]\n"
-	"default_backend: model-v1\n"
-	"experiments:\n"
-	"  - name: ranker-v2\n"
-	"    match: {path_prefix: /predict, host: API.Example.com, method: post}\n"
-	"    unit: {header: X-User-Id}\n"
-	"    fallback: cookie\n"
-	"    salt: s1\n"
-	"    allow_force: true\n"
-	"    variants:\n"
-	"      - {name: control, backend: model-v1, weight: 90}\n"
-	"      - {name: treatment, backend: model-v2, weight: 10}\n"
-	"    shadow: {backend: model-v3, percent: 5, compare: {json_field: score, tolerance: "
-	"0.01}}\n"
-	"    metrics:\n"
-	"      - {name: error_rate, kind: binary, source: status_5xx, goal: decrease, guardrail: "
-	"true, max: 0.01}\n"
-	"      - {name: latency_ms, kind: continuous, source: latency_ms, goal: decrease,\n"
-	"         guardrail: true, margin: 0.05, max: 500}\n"
-	"      - {name: click, kind: binary, source: outcome, goal: increase, primary: true}\n"
-	"    decision: {alpha: 0.01, min_samples: 1000, srm_alpha: 0.0001, sequential: true,\n"
-	"               on_srm: rollback, sequential_n: 2500}\n"
-	"    rollout: {steps: [1, 5, 12.5, 50, 100], interval_s: 300, auto: true,\n"
-	"              state_file: var/rollout.state}\n"
-	"  - name: three-way\n"
-	"    unit: {cookie: uid}\n"
-	"    variants:\n"
-	"      - {name: a, backend: model-v1, weight: 33.33}\n"
-	"      - {name: b, backend: model-v2, weight: 33.33}\n"
-	"      - {name: c, backend: model-v3, weight: 33.34}\n"
-	"  - name: by-query\n"
-	"    unit: {query: user}\n"
-	"    variants:\n"
-	"      - {name: old, backend: model-v1, weight: 99.5}\n"
-	"      - {name: new, backend: model-v2, weight: 0.500}\n";
+    "listen:\n"
+    "  - addr: 127.0.0.1:18080\n"
+    "  - addr: \"[::1]:18443\"\n"
+    "    tls: {cert: conf/tls/server.crt, key: conf/tls/server.key}\n"
+    "admin:\n"
+    "  addr: 127.0.0.1:19901\n"
+    "  token_file: conf/admin.token\n"
+    "workers: 4\n"
+    "drain_timeout_ms: 5000\n"
+    "log:\n"
+    "  error: var/error.log\n"
+    "  level: debug\n"
+    "  outcomes: var/outcomes.jsonl\n"
+    "  access: var/access.log\n"
+    "  fsync_ms: 0\n"
+    "limits:\n"
+    "  max_header_bytes: 32768\n"
+    "  max_headers: 50\n"
+    "  max_request_line: 4096\n"
+    "  max_body_bytes: 1048576\n"
+    "  client_header_timeout_ms: 5000\n"
+    "  client_timeout_ms: 20000\n"
+    "  idle_timeout_ms: 30000\n"
+    "  upstream_connect_timeout_ms: 500\n"
+    "  upstream_timeout_ms: 10000\n"
+    "  max_connections: 2000\n"
+    "backends:\n"
+    "  model-v1:\n"
+    "    servers: [127.0.0.1:9001, \"http://127.0.0.1:9011\"]\n"
+    "    health: {path: /healthz, interval_ms: 2000, timeout_ms: 500, rise: 1, fall: 5}\n"
+    "  model-v2:\n"
+    "    servers: [\"https://[::1]:9443\"]\n"
+    "    ca_file: conf/ca.pem\n"
+    "    verify: no\n"
+    "  model-v3:\n"
+    "    servers: [localhost:9003]\n"
+    "default_backend: model-v1\n"
+    "experiments:\n"
+    "  - name: ranker-v2\n"
+    "    match: {path_prefix: /predict, host: API.Example.com, method: post}\n"
+    "    unit: {header: X-User-Id}\n"
+    "    fallback: cookie\n"
+    "    salt: s1\n"
+    "    allow_force: true\n"
+    "    variants:\n"
+    "      - {name: control, backend: model-v1, weight: 90}\n"
+    "      - {name: treatment, backend: model-v2, weight: 10}\n"
+    "    shadow: {backend: model-v3, percent: 5, compare: {json_field: score, tolerance: "
+    "0.01}}\n"
+    "    metrics:\n"
+    "      - {name: error_rate, kind: binary, source: status_5xx, goal: decrease, guardrail: "
+    "true, max: 0.01}\n"
+    "      - {name: latency_ms, kind: continuous, source: latency_ms, goal: decrease,\n"
+    "         guardrail: true, margin: 0.05, max: 500}\n"
+    "      - {name: click, kind: binary, source: outcome, goal: increase, primary: true}\n"
+    "    decision: {alpha: 0.01, min_samples: 1000, srm_alpha: 0.0001, sequential: true,\n"
+    "               on_srm: rollback, sequential_n: 2500}\n"
+    "    rollout: {steps: [1, 5, 12.5, 50, 100], interval_s: 300, auto: true,\n"
+    "              state_file: var/rollout.state}\n"
+    "  - name: three-way\n"
+    "    unit: {cookie: uid}\n"
+    "    variants:\n"
+    "      - {name: a, backend: model-v1, weight: 33.33}\n"
+    "      - {name: b, backend: model-v2, weight: 33.33}\n"
+    "      - {name: c, backend: model-v3, weight: 33.34}\n"
+    "  - name: by-query\n"
+    "    unit: {query: user}\n"
+    "    variants:\n"
+    "      - {name: old, backend: model-v1, weight: 99.5}\n"
+    "      - {name: new, backend: model-v2, weight: 0.500}\n";
 
 static void test_full(void)
 {
@@ -392,219 +392,221 @@ static const struct bad_case {
 	const char *yaml;
 	const char *err;
 } bad_cases[] = {
-	/* YAML syntax, empty documents, the document's shape. */
-	{"listen: [127.0.0.1:1\nworkers: 1\n",
-	 "t.yaml:2:8: syntax error: did not find expected ',' or ']' (while parsing a flow sequence "
-	 "at line 1, column 9)"},
-	{"workers: 1: 2\n", "t.yaml:1:11: syntax error: mapping values are not allowed in this context"},
-	{"workers: \"1\x01\"\n", "t.yaml:1:12: syntax error: control characters are not allowed"},
-	{"", "t.yaml:1:1: empty configuration (expected a mapping of settings)"},
-	{"# only a comment\n", "t.yaml:1:1: empty configuration (expected a mapping of settings)"},
-	{"- listen\n- workers\n", "t.yaml:1:1: the configuration must be a mapping of settings"},
-	{"---\n", "t.yaml:2:1: the configuration must be a mapping of settings"},
-	{BACKENDS "---\nworkers: 1\n", "t.yaml:5:1: only one YAML document is allowed"},
-	{BACKENDS "workers: &w 4\ndrain_timeout_ms: *w\n", "t.yaml:5:10: anchors are not supported"},
-	{BACKENDS "drain_timeout_ms: *w\n", "t.yaml:5:19: aliases are not supported"},
-	{BACKENDS "workers: !!int 4\n", "t.yaml:5:10: tags are not supported"},
-	{BACKENDS "workers: \"4\\0\"\n", "t.yaml:5:10: strings must not contain NUL characters"},
-	{BACKENDS "? [a]\n: 1\n", "t.yaml:5:3: mapping keys must be plain strings"},
-	{BACKENDS "log: [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]\n",
-	 "t.yaml:5:38: nesting deeper than 32 levels"},
+    /* YAML syntax, empty documents, the document's shape. */
+    {"listen: [127.0.0.1:1\nworkers: 1\n",
+     "t.yaml:2:8: syntax error: did not find expected ',' or ']' (while parsing a flow sequence "
+     "at line 1, column 9)"},
+    {"workers: 1: 2\n",
+     "t.yaml:1:11: syntax error: mapping values are not allowed in this context"},
+    {"workers: \"1\x01\"\n", "t.yaml:1:12: syntax error: control characters are not allowed"},
+    {"", "t.yaml:1:1: empty configuration (expected a mapping of settings)"},
+    {"# only a comment\n", "t.yaml:1:1: empty configuration (expected a mapping of settings)"},
+    {"- listen\n- workers\n", "t.yaml:1:1: the configuration must be a mapping of settings"},
+    {"---\n", "t.yaml:2:1: the configuration must be a mapping of settings"},
+    {BACKENDS "---\nworkers: 1\n", "t.yaml:5:1: only one YAML document is allowed"},
+    {BACKENDS "workers: &w 4\ndrain_timeout_ms: *w\n", "t.yaml:5:10: anchors are not supported"},
+    {BACKENDS "drain_timeout_ms: *w\n", "t.yaml:5:19: aliases are not supported"},
+    {BACKENDS "workers: !!int 4\n", "t.yaml:5:10: tags are not supported"},
+    {BACKENDS "workers: \"4\\0\"\n", "t.yaml:5:10: strings must not contain NUL characters"},
+    {BACKENDS "? [a]\n: 1\n", "t.yaml:5:3: mapping keys must be plain strings"},
+    {BACKENDS
+     "log: [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]\n",
+     "t.yaml:5:38: nesting deeper than 32 levels"},
 
-	/* Unknown, duplicate and missing keys. */
-	{BACKENDS "lisen: []\n",
-	 "t.yaml:5:1: unknown key \"lisen\" in the configuration (allowed: listen, admin, workers, "
-	 "drain_timeout_ms, log, limits, backends, default_backend, experiments)"},
-	{BACKENDS "limits: {max_header_byte: 100}\n",
-	 "t.yaml:5:10: unknown key \"max_header_byte\" in limits (allowed: max_header_bytes, "
-	 "max_headers, max_request_line, max_body_bytes, client_header_timeout_ms, "
-	 "client_timeout_ms, idle_timeout_ms, upstream_connect_timeout_ms, upstream_timeout_ms, "
-	 "max_connections)"},
-	{"backends:\n  m1:\n    servers: [127.0.0.1:1]\n    helth: {path: /h}\n",
-	 "t.yaml:4:5: unknown key \"helth\" in backend (allowed: servers, health, ca_file, verify)"},
-	{EXP_OK "    metrics:\n      - {name: x, kind: binary, goal: increase, primary: true, "
-		"weight: 1}\n",
-	 "t.yaml:12:64: unknown key \"weight\" in metric (allowed: name, kind, source, goal, "
-	 "guardrail, primary, margin, max)"},
-	{BACKENDS "workers: 1\nlog: {level: info}\nworkers: 2\n",
-	 "t.yaml:7:1: duplicate key \"workers\" (first at line 5)"},
-	{BACKENDS "log: {\"\": 1}\n", "t.yaml:5:7: empty key in log"},
-	{"backends:\n  m1:\n    servers: [127.0.0.1:1]\n  m1:\n    servers: [127.0.0.1:2]\n",
-	 "t.yaml:4:3: duplicate backend \"m1\" (first at line 2)"},
-	{"workers: 2\n", "t.yaml:1:1: missing required key \"backends\""},
-	{"backends: {}\n", "t.yaml:1:11: backends must define at least one backend"},
-	{"backends:\n  m1: {health: {path: /h}}\n",
-	 "t.yaml:2:7: backend: missing required key \"servers\""},
-	{BACKENDS "experiments:\n  - name: e1\n    variants: []\n",
-	 "t.yaml:6:5: experiment: missing required key \"unit\""},
-	{BACKENDS EXP_HEAD "      - {name: control, backend: m1, weight: 50}\n"
-			   "      - {name: treatment, backend: m2}\n",
-	 "t.yaml:10:9: variant: missing required key \"weight\""},
+    /* Unknown, duplicate and missing keys. */
+    {BACKENDS "lisen: []\n",
+     "t.yaml:5:1: unknown key \"lisen\" in the configuration (allowed: listen, admin, workers, "
+     "drain_timeout_ms, log, limits, backends, default_backend, experiments)"},
+    {BACKENDS "limits: {max_header_byte: 100}\n",
+     "t.yaml:5:10: unknown key \"max_header_byte\" in limits (allowed: max_header_bytes, "
+     "max_headers, max_request_line, max_body_bytes, client_header_timeout_ms, "
+     "client_timeout_ms, idle_timeout_ms, upstream_connect_timeout_ms, upstream_timeout_ms, "
+     "max_connections)"},
+    {"backends:\n  m1:\n    servers: [127.0.0.1:1]\n    helth: {path: /h}\n",
+     "t.yaml:4:5: unknown key \"helth\" in backend (allowed: servers, health, ca_file, verify)"},
+    {EXP_OK "    metrics:\n      - {name: x, kind: binary, goal: increase, primary: true, "
+	    "weight: 1}\n",
+     "t.yaml:12:64: unknown key \"weight\" in metric (allowed: name, kind, source, goal, "
+     "guardrail, primary, margin, max)"},
+    {BACKENDS "workers: 1\nlog: {level: info}\nworkers: 2\n",
+     "t.yaml:7:1: duplicate key \"workers\" (first at line 5)"},
+    {BACKENDS "log: {\"\": 1}\n", "t.yaml:5:7: empty key in log"},
+    {"backends:\n  m1:\n    servers: [127.0.0.1:1]\n  m1:\n    servers: [127.0.0.1:2]\n",
+     "t.yaml:4:3: duplicate backend \"m1\" (first at line 2)"},
+    {"workers: 2\n", "t.yaml:1:1: missing required key \"backends\""},
+    {"backends: {}\n", "t.yaml:1:11: backends must define at least one backend"},
+    {"backends:\n  m1: {health: {path: /h}}\n",
+     "t.yaml:2:7: backend: missing required key \"servers\""},
+    {BACKENDS "experiments:\n  - name: e1\n    variants: []\n",
+     "t.yaml:6:5: experiment: missing required key \"unit\""},
+    {BACKENDS EXP_HEAD "      - {name: control, backend: m1, weight: 50}\n"
+		       "      - {name: treatment, backend: m2}\n",
+     "t.yaml:10:9: variant: missing required key \"weight\""},
 
-	/* Wrong types. */
-	{BACKENDS "workers: four\n", "t.yaml:5:10: workers: expected an integer, got \"four\""},
-	{BACKENDS "workers: \"4\"\n",
-	 "t.yaml:5:10: workers: expected an integer, got the string \"4\""},
-	{BACKENDS "workers:\n", "t.yaml:5:9: workers: expected an integer, got nothing"},
-	{BACKENDS "limits: 5\n", "t.yaml:5:9: limits: expected a mapping, got \"5\""},
-	{BACKENDS "listen: {addr: 127.0.0.1:1}\n",
-	 "t.yaml:5:9: listen: expected a list, got a mapping"},
-	{BACKENDS "log: {level: [info]}\n", "t.yaml:5:14: log.level: expected a string, got a list"},
-	{BACKENDS "experiments: {name: e1}\n",
-	 "t.yaml:5:14: experiments: expected a list, got a mapping"},
-	{EXP_OK "    allow_force: maybe\n",
-	 "t.yaml:11:18: allow_force: expected true or false, got \"maybe\""},
-	{EXP_OK "    decision: {alpha: 5%}\n",
-	 "t.yaml:11:23: decision.alpha: expected a number, got \"5%\""},
-	{"backends: [m1]\n", "t.yaml:1:11: backends: expected a mapping of backend names, got a list"},
+    /* Wrong types. */
+    {BACKENDS "workers: four\n", "t.yaml:5:10: workers: expected an integer, got \"four\""},
+    {BACKENDS "workers: \"4\"\n",
+     "t.yaml:5:10: workers: expected an integer, got the string \"4\""},
+    {BACKENDS "workers:\n", "t.yaml:5:9: workers: expected an integer, got nothing"},
+    {BACKENDS "limits: 5\n", "t.yaml:5:9: limits: expected a mapping, got \"5\""},
+    {BACKENDS "listen: {addr: 127.0.0.1:1}\n",
+     "t.yaml:5:9: listen: expected a list, got a mapping"},
+    {BACKENDS "log: {level: [info]}\n", "t.yaml:5:14: log.level: expected a string, got a list"},
+    {BACKENDS "experiments: {name: e1}\n",
+     "t.yaml:5:14: experiments: expected a list, got a mapping"},
+    {EXP_OK "    allow_force: maybe\n",
+     "t.yaml:11:18: allow_force: expected true or false, got \"maybe\""},
+    {EXP_OK "    decision: {alpha: 5%}\n",
+     "t.yaml:11:23: decision.alpha: expected a number, got \"5%\""},
+    {"backends: [m1]\n", "t.yaml:1:11: backends: expected a mapping of backend names, got a list"},
 
-	/* Out-of-range numbers. */
-	{BACKENDS "workers: 0\n", "t.yaml:5:10: workers must be between 1 and 64 (got 0)"},
-	{BACKENDS "workers: 65\n", "t.yaml:5:10: workers must be between 1 and 64 (got 65)"},
-	{BACKENDS "workers: 99999999999999999999999\n",
-	 "t.yaml:5:10: workers must be between 1 and 64 (got 99999999999999999999999)"},
-	{BACKENDS "drain_timeout_ms: -5\n",
-	 "t.yaml:5:19: drain_timeout_ms must not be negative (got -5)"},
-	{BACKENDS "limits:\n  client_timeout_ms: -100\n",
-	 "t.yaml:6:22: limits.client_timeout_ms must be between 1 and 86400000 (got -100)"},
-	{BACKENDS "log: {fsync_ms: 3600001}\n",
-	 "t.yaml:5:17: log.fsync_ms must be at most 3600000 (got 3600001)"},
-	{EXP_OK "    shadow: {backend: m3, percent: 150}\n",
-	 "t.yaml:11:36: shadow.percent must be at least 0 and at most 100 (got 150)"},
-	{"backends:\n  m1:\n    servers: [127.0.0.1:1]\n    health: {path: /h, interval_ms: 100, "
-	 "timeout_ms: 200}\n",
-	 "t.yaml:4:54: health.timeout_ms (200) must not exceed health.interval_ms (100)"},
-	{EXP_OK "    metrics:\n      - {name: err, kind: binary, source: status_5xx, goal: "
-		"decrease, max: 1.5}\n",
-	 "t.yaml:12:76: max (a rate for a binary metric) must be at least 0 and at most 1 (got 1.5)"},
-	{EXP_OK "    metrics:\n      - {name: lat, kind: continuous, goal: decrease, margin: -0.1}\n",
-	 "t.yaml:12:63: margin must be at least 0 (got -0.1)"},
+    /* Out-of-range numbers. */
+    {BACKENDS "workers: 0\n", "t.yaml:5:10: workers must be between 1 and 64 (got 0)"},
+    {BACKENDS "workers: 65\n", "t.yaml:5:10: workers must be between 1 and 64 (got 65)"},
+    {BACKENDS "workers: 99999999999999999999999\n",
+     "t.yaml:5:10: workers must be between 1 and 64 (got 99999999999999999999999)"},
+    {BACKENDS "drain_timeout_ms: -5\n",
+     "t.yaml:5:19: drain_timeout_ms must not be negative (got -5)"},
+    {BACKENDS "limits:\n  client_timeout_ms: -100\n",
+     "t.yaml:6:22: limits.client_timeout_ms must be between 1 and 86400000 (got -100)"},
+    {BACKENDS "log: {fsync_ms: 3600001}\n",
+     "t.yaml:5:17: log.fsync_ms must be at most 3600000 (got 3600001)"},
+    {EXP_OK "    shadow: {backend: m3, percent: 150}\n",
+     "t.yaml:11:36: shadow.percent must be at least 0 and at most 100 (got 150)"},
+    {"backends:\n  m1:\n    servers: [127.0.0.1:1]\n    health: {path: /h, interval_ms: 100, "
+     "timeout_ms: 200}\n",
+     "t.yaml:4:54: health.timeout_ms (200) must not exceed health.interval_ms (100)"},
+    {EXP_OK "    metrics:\n      - {name: err, kind: binary, source: status_5xx, goal: "
+	    "decrease, max: 1.5}\n",
+     "t.yaml:12:76: max (a rate for a binary metric) must be at least 0 and at most 1 (got 1.5)"},
+    {EXP_OK "    metrics:\n      - {name: lat, kind: continuous, goal: decrease, margin: -0.1}\n",
+     "t.yaml:12:63: margin must be at least 0 (got -0.1)"},
 
-	/* Weights. */
-	{BACKENDS EXP_HEAD "      - {name: control, backend: m1, weight: 12.345}\n"
-			   "      - {name: treatment, backend: m2, weight: 87.655}\n",
-	 "t.yaml:9:46: weight 12.345 has more than 2 decimals (one bucket is 0.01%)"},
-	{BACKENDS EXP_HEAD "      - {name: control, backend: m1, weight: 55}\n"
-			   "      - {name: treatment, backend: m2, weight: 50}\n",
-	 "t.yaml:8:5: weights sum to 105 (must be 100)"},
-	{BACKENDS EXP_HEAD "      - {name: control, backend: m1, weight: 33.33}\n"
-			   "      - {name: treatment, backend: m2, weight: 33.33}\n"
-			   "      - {name: t2, backend: m3, weight: 33.33}\n",
-	 "t.yaml:8:5: weights sum to 99.99 (must be 100)"},
-	{BACKENDS EXP_HEAD "      - {name: control, backend: m1, weight: 105}\n"
-			   "      - {name: treatment, backend: m2, weight: -5}\n",
-	 "t.yaml:9:46: weight must be between 0 and 100 (got 105)"},
-	{BACKENDS EXP_HEAD "      - {name: control, backend: m1, weight: 100}\n"
-			   "      - {name: treatment, backend: m2, weight: -5}\n",
-	 "t.yaml:10:48: weight must be between 0 and 100 (got -5)"},
-	{BACKENDS EXP_HEAD "      - {name: control, backend: m1, weight: \"50\"}\n"
-			   "      - {name: treatment, backend: m2, weight: 50}\n",
-	 "t.yaml:9:46: weight: expected a percentage (a number with at most 2 decimals), got the "
-	 "string \"50\""},
-	{BACKENDS EXP_HEAD "      - {name: control, backend: m1, weight: 50.}\n"
-			   "      - {name: treatment, backend: m2, weight: 50}\n",
-	 "t.yaml:9:46: weight: expected a percentage (a number with at most 2 decimals), got "
-	 "\"50.\""},
+    /* Weights. */
+    {BACKENDS EXP_HEAD "      - {name: control, backend: m1, weight: 12.345}\n"
+		       "      - {name: treatment, backend: m2, weight: 87.655}\n",
+     "t.yaml:9:46: weight 12.345 has more than 2 decimals (one bucket is 0.01%)"},
+    {BACKENDS EXP_HEAD "      - {name: control, backend: m1, weight: 55}\n"
+		       "      - {name: treatment, backend: m2, weight: 50}\n",
+     "t.yaml:8:5: weights sum to 105 (must be 100)"},
+    {BACKENDS EXP_HEAD "      - {name: control, backend: m1, weight: 33.33}\n"
+		       "      - {name: treatment, backend: m2, weight: 33.33}\n"
+		       "      - {name: t2, backend: m3, weight: 33.33}\n",
+     "t.yaml:8:5: weights sum to 99.99 (must be 100)"},
+    {BACKENDS EXP_HEAD "      - {name: control, backend: m1, weight: 105}\n"
+		       "      - {name: treatment, backend: m2, weight: -5}\n",
+     "t.yaml:9:46: weight must be between 0 and 100 (got 105)"},
+    {BACKENDS EXP_HEAD "      - {name: control, backend: m1, weight: 100}\n"
+		       "      - {name: treatment, backend: m2, weight: -5}\n",
+     "t.yaml:10:48: weight must be between 0 and 100 (got -5)"},
+    {BACKENDS EXP_HEAD "      - {name: control, backend: m1, weight: \"50\"}\n"
+		       "      - {name: treatment, backend: m2, weight: 50}\n",
+     "t.yaml:9:46: weight: expected a percentage (a number with at most 2 decimals), got the "
+     "string \"50\""},
+    {BACKENDS EXP_HEAD "      - {name: control, backend: m1, weight: 50.}\n"
+		       "      - {name: treatment, backend: m2, weight: 50}\n",
+     "t.yaml:9:46: weight: expected a percentage (a number with at most 2 decimals), got "
+     "\"50.\""},
 
-	/* References to backends. */
-	{BACKENDS EXP_HEAD "      - {name: control, backend: m1, weight: 50}\n"
-			   "      - {name: treatment, backend: model-v9, weight: 50}\n",
-	 "t.yaml:10:36: variant backend: unknown backend \"model-v9\" (defined: m1, m2, m3)"},
-	{BACKENDS "default_backend: m4\n",
-	 "t.yaml:5:18: default_backend: unknown backend \"m4\" (defined: m1, m2, m3)"},
-	{EXP_OK "    shadow: {backend: m9, percent: 5}\n",
-	 "t.yaml:11:23: shadow.backend: unknown backend \"m9\" (defined: m1, m2, m3)"},
-	{EXP_OK "    shadow: {percent: 5}\n", "t.yaml:11:13: shadow: missing required key \"backend\""},
+    /* References to backends. */
+    {BACKENDS EXP_HEAD "      - {name: control, backend: m1, weight: 50}\n"
+		       "      - {name: treatment, backend: model-v9, weight: 50}\n",
+     "t.yaml:10:36: variant backend: unknown backend \"model-v9\" (defined: m1, m2, m3)"},
+    {BACKENDS "default_backend: m4\n",
+     "t.yaml:5:18: default_backend: unknown backend \"m4\" (defined: m1, m2, m3)"},
+    {EXP_OK "    shadow: {backend: m9, percent: 5}\n",
+     "t.yaml:11:23: shadow.backend: unknown backend \"m9\" (defined: m1, m2, m3)"},
+    {EXP_OK "    shadow: {percent: 5}\n", "t.yaml:11:13: shadow: missing required key \"backend\""},
 
-	/* Duplicate and malformed names. */
-	{EXP_OK "  - name: e1\n    unit: {header: X-User}\n    variants:\n" VARIANTS_OK,
-	 "t.yaml:11:11: duplicate experiment \"e1\" (first at line 6)"},
-	{BACKENDS EXP_HEAD "      - {name: control, backend: m1, weight: 50}\n"
-			   "      - {name: control, backend: m2, weight: 50}\n",
-	 "t.yaml:10:16: duplicate variant \"control\" in this experiment"},
-	{EXP_OK "    metrics:\n"
-		"      - {name: click, kind: binary, goal: increase}\n"
-		"      - {name: click, kind: continuous, goal: increase}\n",
-	 "t.yaml:13:16: duplicate metric \"click\" in this experiment"},
-	{BACKENDS "experiments:\n  - name: a b\n",
-	 "t.yaml:6:11: experiment name \"a b\" must be 1 to 64 letters, digits, '.', '_' or '-'"},
+    /* Duplicate and malformed names. */
+    {EXP_OK "  - name: e1\n    unit: {header: X-User}\n    variants:\n" VARIANTS_OK,
+     "t.yaml:11:11: duplicate experiment \"e1\" (first at line 6)"},
+    {BACKENDS EXP_HEAD "      - {name: control, backend: m1, weight: 50}\n"
+		       "      - {name: control, backend: m2, weight: 50}\n",
+     "t.yaml:10:16: duplicate variant \"control\" in this experiment"},
+    {EXP_OK "    metrics:\n"
+	    "      - {name: click, kind: binary, goal: increase}\n"
+	    "      - {name: click, kind: continuous, goal: increase}\n",
+     "t.yaml:13:16: duplicate metric \"click\" in this experiment"},
+    {BACKENDS "experiments:\n  - name: a b\n",
+     "t.yaml:6:11: experiment name \"a b\" must be 1 to 64 letters, digits, '.', '_' or '-'"},
 
-	/* Experiment structure. */
-	{BACKENDS EXP_HEAD "      - {name: control, backend: m1, weight: 100}\n",
-	 "t.yaml:8:5: an experiment needs at least 2 variants (has 1)"},
-	{BACKENDS "experiments:\n  - name: e1\n    unit: {}\n",
-	 "t.yaml:7:11: unit needs exactly one of header, cookie or query"},
-	{BACKENDS "experiments:\n  - name: e1\n    unit: {header: X-User, cookie: uid}\n",
-	 "t.yaml:7:28: unit needs exactly one of header, cookie or query"},
-	{BACKENDS "experiments:\n  - name: e1\n    unit: {header: \"X User\"}\n",
-	 "t.yaml:7:20: unit.header \"X User\" is not a valid HTTP token"},
-	{EXP_OK "    fallback: sticky\n",
-	 "t.yaml:11:15: fallback must be one of control|client_ip|random|cookie (got \"sticky\")"},
-	{EXP_OK "    metrics:\n      - {name: m, kind: ratio, goal: increase}\n",
-	 "t.yaml:12:25: metric kind must be one of binary|continuous (got \"ratio\")"},
-	{EXP_OK "    metrics:\n      - {name: m, kind: binary, source: clicks, goal: increase}\n",
-	 "t.yaml:12:41: metric source must be one of status_5xx|status_4xx|latency_ms|outcome (got "
-	 "\"clicks\")"},
-	{EXP_OK "    metrics:\n      - {name: m, kind: continuous, source: status_5xx, goal: "
-		"decrease}\n",
-	 "t.yaml:12:45: metric source status_5xx needs kind binary"},
-	{EXP_OK "    metrics:\n      - {name: m, kind: binary, source: latency_ms, goal: decrease}\n",
-	 "t.yaml:12:41: metric source latency_ms needs kind continuous"},
-	{EXP_OK "    metrics:\n      - {name: m, kind: binary, goal: up}\n",
-	 "t.yaml:12:39: metric goal must be one of increase|decrease (got \"up\")"},
-	{EXP_OK "    metrics:\n"
-		"      - {name: a, kind: binary, goal: increase, primary: true}\n"
-		"      - {name: b, kind: binary, goal: increase, primary: false}\n"
-		"      - {name: c, kind: binary, goal: increase, primary: true}\n",
-	 "t.yaml:14:49: only one metric may be primary (already \"a\" at line 12)"},
-	{EXP_OK "    decision: {alpha: 1}\n",
-	 "t.yaml:11:23: decision.alpha must be greater than 0 and less than 1 (got 1)"},
-	{EXP_OK "    decision: {srm_alpha: 0}\n",
-	 "t.yaml:11:27: decision.srm_alpha must be greater than 0 and less than 1 (got 0)"},
-	{EXP_OK "    decision: {on_srm: ignore}\n",
-	 "t.yaml:11:24: decision.on_srm must be one of investigate|rollback (got \"ignore\")"},
-	{EXP_OK "    rollout: {steps: [1, 25, 5, 100]}\n",
-	 "t.yaml:11:30: rollout steps must be ascending (5 after 25)"},
-	{EXP_OK "    rollout: {steps: [0, 100]}\n",
-	 "t.yaml:11:23: rollout steps must be greater than 0 (got 0)"},
-	{EXP_OK "    rollout: {steps: [10, 50]}\n",
-	 "t.yaml:11:27: the last rollout step must be 100 (got 50)"},
-	{EXP_OK "    rollout: {steps: [10, 150]}\n",
-	 "t.yaml:11:27: rollout step must be between 0 and 100 (got 150)"},
-	{EXP_OK "    rollout: {steps: []}\n", "t.yaml:11:22: rollout.steps needs at least 1 item"},
-	{BACKENDS EXP_HEAD VARIANTS_OK "      - {name: t2, backend: m3, weight: 0}\n"
-			   "    rollout: {steps: [50, 100]}\n",
-	 "t.yaml:12:5: rollout needs exactly 2 variants, the control and the canary (has 3)"},
-	{EXP_OK "    match: {path_prefix: predict}\n",
-	 "t.yaml:11:26: match.path_prefix must start with '/' (got \"predict\")"},
+    /* Experiment structure. */
+    {BACKENDS EXP_HEAD "      - {name: control, backend: m1, weight: 100}\n",
+     "t.yaml:8:5: an experiment needs at least 2 variants (has 1)"},
+    {BACKENDS "experiments:\n  - name: e1\n    unit: {}\n",
+     "t.yaml:7:11: unit needs exactly one of header, cookie or query"},
+    {BACKENDS "experiments:\n  - name: e1\n    unit: {header: X-User, cookie: uid}\n",
+     "t.yaml:7:28: unit needs exactly one of header, cookie or query"},
+    {BACKENDS "experiments:\n  - name: e1\n    unit: {header: \"X User\"}\n",
+     "t.yaml:7:20: unit.header \"X User\" is not a valid HTTP token"},
+    {EXP_OK "    fallback: sticky\n",
+     "t.yaml:11:15: fallback must be one of control|client_ip|random|cookie (got \"sticky\")"},
+    {EXP_OK "    metrics:\n      - {name: m, kind: ratio, goal: increase}\n",
+     "t.yaml:12:25: metric kind must be one of binary|continuous (got \"ratio\")"},
+    {EXP_OK "    metrics:\n      - {name: m, kind: binary, source: clicks, goal: increase}\n",
+     "t.yaml:12:41: metric source must be one of status_5xx|status_4xx|latency_ms|outcome (got "
+     "\"clicks\")"},
+    {EXP_OK "    metrics:\n      - {name: m, kind: continuous, source: status_5xx, goal: "
+	    "decrease}\n",
+     "t.yaml:12:45: metric source status_5xx needs kind binary"},
+    {EXP_OK "    metrics:\n      - {name: m, kind: binary, source: latency_ms, goal: decrease}\n",
+     "t.yaml:12:41: metric source latency_ms needs kind continuous"},
+    {EXP_OK "    metrics:\n      - {name: m, kind: binary, goal: up}\n",
+     "t.yaml:12:39: metric goal must be one of increase|decrease (got \"up\")"},
+    {EXP_OK "    metrics:\n"
+	    "      - {name: a, kind: binary, goal: increase, primary: true}\n"
+	    "      - {name: b, kind: binary, goal: increase, primary: false}\n"
+	    "      - {name: c, kind: binary, goal: increase, primary: true}\n",
+     "t.yaml:14:49: only one metric may be primary (already \"a\" at line 12)"},
+    {EXP_OK "    decision: {alpha: 1}\n",
+     "t.yaml:11:23: decision.alpha must be greater than 0 and less than 1 (got 1)"},
+    {EXP_OK "    decision: {srm_alpha: 0}\n",
+     "t.yaml:11:27: decision.srm_alpha must be greater than 0 and less than 1 (got 0)"},
+    {EXP_OK "    decision: {on_srm: ignore}\n",
+     "t.yaml:11:24: decision.on_srm must be one of investigate|rollback (got \"ignore\")"},
+    {EXP_OK "    rollout: {steps: [1, 25, 5, 100]}\n",
+     "t.yaml:11:30: rollout steps must be ascending (5 after 25)"},
+    {EXP_OK "    rollout: {steps: [0, 100]}\n",
+     "t.yaml:11:23: rollout steps must be greater than 0 (got 0)"},
+    {EXP_OK "    rollout: {steps: [10, 50]}\n",
+     "t.yaml:11:27: the last rollout step must be 100 (got 50)"},
+    {EXP_OK "    rollout: {steps: [10, 150]}\n",
+     "t.yaml:11:27: rollout step must be between 0 and 100 (got 150)"},
+    {EXP_OK "    rollout: {steps: []}\n", "t.yaml:11:22: rollout.steps needs at least 1 item"},
+    {BACKENDS EXP_HEAD VARIANTS_OK "      - {name: t2, backend: m3, weight: 0}\n"
+				   "    rollout: {steps: [50, 100]}\n",
+     "t.yaml:12:5: rollout needs exactly 2 variants, the control and the canary (has 3)"},
+    {EXP_OK "    match: {path_prefix: predict}\n",
+     "t.yaml:11:26: match.path_prefix must start with '/' (got \"predict\")"},
 
-	/* Addresses. */
-	{"backends:\n  m1: {servers: [127.0.0.1:99999]}\n",
-	 "t.yaml:2:18: server \"127.0.0.1:99999\": bad port \"99999\" (must be 1-65535)"},
-	{"backends:\n  m1: {servers: [\"http://127.0.0.1:0\"]}\n",
-	 "t.yaml:2:18: server \"http://127.0.0.1:0\": bad port \"0\" (must be 1-65535)"},
-	{"backends:\n  m1: {servers: [127.0.0.1]}\n",
-	 "t.yaml:2:18: server \"127.0.0.1\": missing port (expected host:port)"},
-	{"backends:\n  m1: {servers: [\"::1:80\"]}\n",
-	 "t.yaml:2:18: server \"::1:80\": IPv6 addresses need brackets, as in [::1]:8080"},
-	{"backends:\n  m1: {servers: [\"ftp://127.0.0.1:21\"]}\n",
-	 "t.yaml:2:18: server \"ftp://127.0.0.1:21\": unsupported scheme (use http:// or https://)"},
-	{"backends:\n  m1: {servers: [\"http://127.0.0.1:80/v1\"]}\n",
-	 "t.yaml:2:18: server \"http://127.0.0.1:80/v1\": a server is host:port, without a path"},
-	{"backends:\n  m1: {servers: []}\n", "t.yaml:2:17: servers needs at least 1 item"},
-	{BACKENDS "listen:\n  - addr: \"http://127.0.0.1:8080\"\n",
-	 "t.yaml:6:11: listen.addr \"http://127.0.0.1:8080\": a scheme is not allowed here "
-	 "(expected host:port)"},
-	{BACKENDS "listen:\n  - addr: 127.0.0.1:8080\n  - addr: 127.0.0.1:8080\n",
-	 "t.yaml:7:11: listen.addr \"127.0.0.1:8080\" is the same address as line 6"},
-	{BACKENDS "admin: {addr: \"[::1:9901\"}\n",
-	 "t.yaml:5:15: admin.addr \"[::1:9901\": expected [address]:port"},
-	{BACKENDS "admin: {addr: 127.0.0.1:8080}\n",
-	 "t.yaml:5:15: admin.addr \"127.0.0.1:8080\" is also a listen address"},
-	{BACKENDS "listen:\n  - addr: 127.0.0.1:8443\n    tls: {cert: server.crt}\n",
-	 "t.yaml:7:10: listen.tls needs both cert and key (missing key)"},
-	{BACKENDS "log: {level: loud}\n",
-	 "t.yaml:5:14: log.level must be one of error|warn|info|debug (got \"loud\")"},
+    /* Addresses. */
+    {"backends:\n  m1: {servers: [127.0.0.1:99999]}\n",
+     "t.yaml:2:18: server \"127.0.0.1:99999\": bad port \"99999\" (must be 1-65535)"},
+    {"backends:\n  m1: {servers: [\"http://127.0.0.1:0\"]}\n",
+     "t.yaml:2:18: server \"http://127.0.0.1:0\": bad port \"0\" (must be 1-65535)"},
+    {"backends:\n  m1: {servers: [127.0.0.1]}\n",
+     "t.yaml:2:18: server \"127.0.0.1\": missing port (expected host:port)"},
+    {"backends:\n  m1: {servers: [\"::1:80\"]}\n",
+     "t.yaml:2:18: server \"::1:80\": IPv6 addresses need brackets, as in [::1]:8080"},
+    {"backends:\n  m1: {servers: [\"ftp://127.0.0.1:21\"]}\n",
+     "t.yaml:2:18: server \"ftp://127.0.0.1:21\": unsupported scheme (use http:// or https://)"},
+    {"backends:\n  m1: {servers: [\"http://127.0.0.1:80/v1\"]}\n",
+     "t.yaml:2:18: server \"http://127.0.0.1:80/v1\": a server is host:port, without a path"},
+    {"backends:\n  m1: {servers: []}\n", "t.yaml:2:17: servers needs at least 1 item"},
+    {BACKENDS "listen:\n  - addr: \"http://127.0.0.1:8080\"\n",
+     "t.yaml:6:11: listen.addr \"http://127.0.0.1:8080\": a scheme is not allowed here "
+     "(expected host:port)"},
+    {BACKENDS "listen:\n  - addr: 127.0.0.1:8080\n  - addr: 127.0.0.1:8080\n",
+     "t.yaml:7:11: listen.addr \"127.0.0.1:8080\" is the same address as line 6"},
+    {BACKENDS "admin: {addr: \"[::1:9901\"}\n",
+     "t.yaml:5:15: admin.addr \"[::1:9901\": expected [address]:port"},
+    {BACKENDS "admin: {addr: 127.0.0.1:8080}\n",
+     "t.yaml:5:15: admin.addr \"127.0.0.1:8080\" is also a listen address"},
+    {BACKENDS "listen:\n  - addr: 127.0.0.1:8443\n    tls: {cert: server.crt}\n",
+     "t.yaml:7:10: listen.tls needs both cert and key (missing key)"},
+    {BACKENDS "log: {level: loud}\n",
+     "t.yaml:5:14: log.level must be one of error|warn|info|debug (got \"loud\")"},
 };
 
 #define NBAD (sizeof(bad_cases) / sizeof(bad_cases[0]))
@@ -638,10 +640,12 @@ static void test_misc(void)
 	char err[512] = "";
 
 	/* A host name that cannot resolve: the resolver's own words follow the colon. */
-	static const char unresolvable[] = "backends:\n  m1: {servers: [no-such-host.invalid:80]}\n";
+	static const char unresolvable[] =
+	    "backends:\n  m1: {servers: [no-such-host.invalid:80]}\n";
 	CHECK_INT(load(unresolvable, &c, err, sizeof(err)), -1);
-	CHECK(strncmp(err, "t.yaml:2:18: server \"no-such-host.invalid:80\": cannot resolve "
-			   "\"no-such-host.invalid\": ",
+	CHECK(strncmp(err,
+		      "t.yaml:2:18: server \"no-such-host.invalid:80\": cannot resolve "
+		      "\"no-such-host.invalid\": ",
 		      81) == 0);
 
 	/* A short buffer truncates the message but stays terminated. */
@@ -667,10 +671,10 @@ static void test_misc(void)
 	CHECK(a.text == NULL);
 
 	/* Booleans also read yes/no, and weights may carry trailing zeros. */
-	static const char yaml[] = BACKENDS EXP_HEAD
-		"      - {name: control, backend: m1, weight: 87.500}\n"
-		"      - {name: treatment, backend: m2, weight: 12.5}\n"
-		"    allow_force: yes\n";
+	static const char yaml[] =
+	    BACKENDS EXP_HEAD "      - {name: control, backend: m1, weight: 87.500}\n"
+			      "      - {name: treatment, backend: m2, weight: 12.5}\n"
+			      "    allow_force: yes\n";
 	c = NULL;
 	CHECK_INT(load(yaml, &c, err, sizeof(err)), 0);
 	if (c != NULL) {

@@ -163,6 +163,7 @@ struct req_case {
 	struct http_limits lim;
 };
 
+/* clang-format off */
 static const struct req_case req_cases[] = {
 	{.raw = "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n",
 	 .method = HTTP_M_GET, .method_s = "GET", .target = "/", .path = "/", .query = "",
@@ -308,6 +309,7 @@ static const struct req_case req_cases[] = {
 	 .minor = 1, .nhdr = 2, .keep_alive = true, .host_idx = 0,
 	 .lim = {.max_header_bytes = 33, .max_request_line = 14, .max_headers = 2}},
 };
+/* clang-format on */
 
 static void test_valid_requests(void)
 {
@@ -364,6 +366,7 @@ struct resp_case {
 	unsigned conn;
 };
 
+/* clang-format off */
 static const struct resp_case resp_cases[] = {
 	{"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", HTTP_M_GET, 200, "OK", 1, 1,
 	 HTTP_BODY_LENGTH, 5, true, 0},
@@ -405,6 +408,7 @@ static const struct resp_case resp_cases[] = {
 	{"HTTP/1.1 599 x\r\nContent-Length: 4, 4\r\nContent-Length: 4\r\n\r\n", HTTP_M_GET, 599,
 	 "x", 1, 2, HTTP_BODY_LENGTH, 4, true, 0},
 };
+/* clang-format on */
 
 static void test_valid_responses(void)
 {
@@ -445,13 +449,43 @@ struct bad_case {
 	struct http_limits lim;
 };
 
-#define REQ(raw, status) {raw, 0, status, 0, false, HTTP_M_OTHER, {0, 0, 0}}
-#define REQ_EARLY(raw, status, early) {raw, 0, status, early, false, HTTP_M_OTHER, {0, 0, 0}}
+#define REQ(raw, status)                                                                           \
+	{                                                                                          \
+		raw, 0, status, 0, false, HTTP_M_OTHER,                                            \
+		{                                                                                  \
+			0, 0, 0                                                                    \
+		}                                                                                  \
+	}
+#define REQ_EARLY(raw, status, early)                                                              \
+	{                                                                                          \
+		raw, 0, status, early, false, HTTP_M_OTHER,                                        \
+		{                                                                                  \
+			0, 0, 0                                                                    \
+		}                                                                                  \
+	}
 #define REQ_LIM(raw, status, early, bytes, line, n)                                                \
-	{raw, 0, status, early, false, HTTP_M_OTHER, {bytes, line, n}}
-#define RESP(raw, status) {raw, 0, status, 0, true, HTTP_M_GET, {0, 0, 0}}
-#define RESP_EARLY(raw, status, early) {raw, 0, status, early, true, HTTP_M_GET, {0, 0, 0}}
+	{                                                                                          \
+		raw, 0, status, early, false, HTTP_M_OTHER,                                        \
+		{                                                                                  \
+			bytes, line, n                                                             \
+		}                                                                                  \
+	}
+#define RESP(raw, status)                                                                          \
+	{                                                                                          \
+		raw, 0, status, 0, true, HTTP_M_GET,                                               \
+		{                                                                                  \
+			0, 0, 0                                                                    \
+		}                                                                                  \
+	}
+#define RESP_EARLY(raw, status, early)                                                             \
+	{                                                                                          \
+		raw, 0, status, early, true, HTTP_M_GET,                                           \
+		{                                                                                  \
+			0, 0, 0                                                                    \
+		}                                                                                  \
+	}
 
+/* clang-format off */
 static const struct bad_case bad_cases[] = {
 	/* line endings */
 	REQ_EARLY("GET / HTTP/1.1\nHost: a\r\n\r\n", 400, 15),
@@ -559,6 +593,8 @@ static const struct bad_case bad_cases[] = {
 	/* limits: 414 and 431 as soon as the limit is passed, the head still incomplete */
 	REQ_LIM("GET /0123456789abcdef HTTP/1.1\r\nHost: a\r\n\r\n", 414, 21, 0, 20, 0),
 	REQ_LIM("GET /0123456 HTTP/1.1\r\nHost: a\r\n\r\n", 414, 21, 0, 20, 0),
+	/* too long is decided before looking further: the junk after the limit is not seen */
+	REQ_LIM("GET /0123456789abcdef\x01 HTTP/1.1\r\nHost: a\r\n\r\n", 414, 21, 0, 20, 0),
 	REQ_LIM("GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n\r\n", 431, 32, 32, 0, 0),
 	REQ_LIM("GET / HTTP/1.1\r\nHost: a\r\nX-Long: 0123456789012345678901234567890123456789"
 		"0123456789\r\n\r\n",
@@ -592,6 +628,7 @@ static const struct bad_case bad_cases[] = {
 	RESP("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501),
 	RESP("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", 400),
 };
+/* clang-format on */
 
 static void test_invalid(void)
 {
@@ -634,9 +671,9 @@ static void test_invalid(void)
 		for (size_t k = 1; k < first; k++) {
 			msg_init(&m, hdr, MAX_HDR);
 			if (parse_prefix(&m, c->raw, k, c->response, c->req_method, &c->lim) !=
-				    HTTP_AGAIN ||
+				HTTP_AGAIN ||
 			    parse_prefix(&m, c->raw, n, c->response, c->req_method, &c->lim) !=
-				    want ||
+				want ||
 			    m.error_status != c->status)
 				bad_split++;
 		}
@@ -650,12 +687,12 @@ static void test_invalid(void)
 static void test_incomplete(void)
 {
 	static const char *const heads[] = {
-		"GET / HTTP/1.1",
-		"GET / HTTP/1.1\r",
-		"GET / HTTP/1.1\r\nHost: a\r\n",
-		"GET / HTTP/1.1\r\nHost: a\r\n\r",
-		"HTTP/1.1 200",
-		"HTTP/1.1 200 OK\r\nX: y",
+	    "GET / HTTP/1.1",
+	    "GET / HTTP/1.1\r",
+	    "GET / HTTP/1.1\r\nHost: a\r\n",
+	    "GET / HTTP/1.1\r\nHost: a\r\n\r",
+	    "HTTP/1.1 200",
+	    "HTTP/1.1 200 OK\r\nX: y",
 	};
 
 	for (size_t i = 0; i < sizeof(heads) / sizeof(heads[0]); i++) {
@@ -809,13 +846,13 @@ static void test_pipelined(void)
 	CHECK_INT(off + m.head_len, n);
 
 	/* A response followed by the next one. */
-	const char *resp = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 204 No Content\r\n\r\n";
+	const char *resp =
+	    "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 204 No Content\r\n\r\n";
 	msg_init(&m, hdr, MAX_HDR);
 	CHECK_INT(http_parse_response(&m, resp, strlen(resp), HTTP_M_GET, NULL), HTTP_OK);
 	CHECK_INT(m.head_len, 38);
 	msg_init(&m, hdr, MAX_HDR);
-	CHECK_INT(http_parse_response(&m, resp + 40, strlen(resp) - 40, HTTP_M_GET, NULL),
-		  HTTP_OK);
+	CHECK_INT(http_parse_response(&m, resp + 40, strlen(resp) - 40, HTTP_M_GET, NULL), HTTP_OK);
 	CHECK_INT(m.status, 204);
 }
 
@@ -825,7 +862,8 @@ static void test_helpers(void)
 {
 	struct http_header hdr[MAX_HDR];
 	struct http_msg m;
-	const char *raw = "GET / HTTP/1.1\r\nHost: a\r\nX-Dup: 1\r\nx-dup: 2\r\nContent-Type: t\r\n\r\n";
+	const char *raw =
+	    "GET / HTTP/1.1\r\nHost: a\r\nX-Dup: 1\r\nx-dup: 2\r\nContent-Type: t\r\n\r\n";
 
 	msg_init(&m, hdr, MAX_HDR);
 	CHECK_INT(http_parse_request(&m, raw, strlen(raw), NULL), HTTP_OK);
@@ -853,9 +891,16 @@ struct chunk_case {
 };
 
 #define NEXT "GET /next HTTP/1.1\r\nHost: a\r\n\r\n"
-#define CHUNK_OK(body) {body NEXT, 0, sizeof(body) - 1, HTTP_OK}
-#define CHUNK_BAD(raw) {raw, 0, 0, HTTP_ERROR}
+#define CHUNK_OK(body)                                                                             \
+	{                                                                                          \
+		body NEXT, 0, sizeof(body) - 1, HTTP_OK                                            \
+	}
+#define CHUNK_BAD(raw)                                                                             \
+	{                                                                                          \
+		raw, 0, 0, HTTP_ERROR                                                              \
+	}
 
+/* clang-format off */
 static const struct chunk_case chunk_cases[] = {
 	CHUNK_OK("0\r\n\r\n"),
 	CHUNK_OK("000\r\n\r\n"),
@@ -911,6 +956,7 @@ static const struct chunk_case chunk_cases[] = {
 	CHUNK_BAD("0\r\n\rX"),
 	CHUNK_BAD("0\n\r\n"),
 };
+/* clang-format on */
 
 /*
  * Feeds RAW[0..n) to a fresh framer in pieces of STEP bytes (the first piece FIRST bytes when
@@ -1040,6 +1086,13 @@ static void test_chunked_sizes(void)
 	CHECK_INT(feed_pieces(buf, n, 0, n, &body), HTTP_TOO_LARGE);
 	CHECK_INT(feed_pieces(buf, n, 0, 1, &body), HTTP_TOO_LARGE);
 	CHECK_INT(feed_pieces(buf, n, 5, 9, &body), HTTP_TOO_LARGE);
+	/* An endless trailer value is refused without waiting for its end. */
+	n = (size_t)snprintf(buf, sizeof(buf), "0\r\nX: ");
+	memset(buf + n, 't', 10000);
+	n += 10000;
+	CHECK_INT(feed_pieces(buf, n, 0, n, &body), HTTP_TOO_LARGE);
+	CHECK_INT(feed_pieces(buf, n, 0, 1, &body), HTTP_TOO_LARGE);
+	CHECK_INT(body, 3 + 4096);
 	/* Many small trailer fields add up. */
 	n = (size_t)snprintf(buf, sizeof(buf), "0\r\n");
 	while (n < 5000)
