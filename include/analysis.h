@@ -36,7 +36,8 @@ struct analysis_input {
 	const double *weights;                  /* (ref) percentages; NULL: unknown */
 	const double *expected;                 /* (ref) expected request counts for the SRM
 						   check; NULL: weights * total requests */
-	const double *units;                    /* (ref) exact distinct units; NULL: estimates */
+	const double *units;                    /* (ref) exact distinct units; NULL (or a NAN
+						   entry): the HyperLogLog estimate */
 	const struct accum_variant *const *acc; /* (ref) nvariants accumulators */
 	const struct conf_metric *metrics;      /* (ref) metric i is acc[v]->metrics[i] */
 	size_t nmetrics;

@@ -69,6 +69,8 @@ struct conf_variant {
 	struct conf_backend *backend; /* (ref) */
 	uint32_t weight_bp;           /* basis points, 0..10000 */
 	uint32_t lo, hi;              /* bucket range [lo, hi) */
+	int id;                       /* process-wide (experiment, variant) id, set by
+					 live_register_conf() after load */
 };
 
 struct conf_metric {

@@ -20,7 +20,10 @@
 /* The 64-bit hash H of len bytes. */
 uint64_t router_hash(const void *data, size_t len);
 
-/* H(salt ":" unit) mod 10000, computed without building the concatenation. */
+/* H(salt ":" unit), computed without building the concatenation. */
+uint64_t router_unit_hash(const char *salt, size_t salt_len, const char *unit, size_t unit_len);
+
+/* H(salt ":" unit) mod 10000: the unit's bucket. */
 uint32_t router_bucket(const char *salt, size_t salt_len, const char *unit, size_t unit_len);
 
 /* The variant owning bucket (0..9999) in e. Never NULL for a valid experiment. */

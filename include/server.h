@@ -22,6 +22,23 @@ struct conf *server_conf_acquire(uint64_t *seq);
  * keeps serving). Main thread only. */
 int server_reload(char *err, size_t errlen);
 
+struct outlog;
+struct live_shard;
+
+/* The outcome log writer (NULL without one) and the main thread's live-statistics shard, where
+ * posted outcomes are counted. Main thread. */
+struct outlog *server_outlog(void);
+struct live_shard *server_live(void);
+
+struct server_stats {
+	uint64_t reloads_ok, reloads_failed;
+	uint64_t log_dropped;   /* request records dropped (queue full) */
+	uint32_t sessions;      /* client connections open, all workers */
+	uint32_t active;        /* of which with a request in flight */
+	uint32_t workers;
+};
+void server_stats_get(struct server_stats *st);
+
 /* True while the proxy accepts traffic (false once draining). */
 bool server_ready(void);
 

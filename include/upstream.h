@@ -35,6 +35,25 @@ struct upconn {
 	uint32_t uses;                /* requests sent on this connection */
 };
 
+/* Why an exchange with a server failed (abgate_upstream_errors_total{reason}). */
+enum upstream_err {
+	UPSTREAM_ERR_CONNECT,  /* refused, unreachable, reset while connecting */
+	UPSTREAM_ERR_TIMEOUT,  /* connect or response timeout */
+	UPSTREAM_ERR_CLOSED,   /* closed or reset before the response was complete */
+	UPSTREAM_ERR_INVALID,  /* a response that does not parse */
+	UPSTREAM_ERR_COUNT,
+};
+
+/* Records a failure or a success with server id (thread-safe; failures are rare, a success
+ * costs one relaxed load). A server is reported down after UPSTREAM_FALL consecutive failures
+ * and up again after its next success. */
+#define UPSTREAM_FALL 3
+void upstream_note_error(int server, enum upstream_err why);
+void upstream_note_success(int server);
+uint64_t upstream_error_count(int server, enum upstream_err why);
+bool upstream_server_up(int server);
+const char *upstream_err_name(enum upstream_err why);
+
 /* Registers every server of the generation (assigning conf_server.id); returns 0 or -1. */
 int upstream_register_conf(struct conf *c);
 /* The address text of server id ("127.0.0.1:9001"); *len set when len is not NULL. */

@@ -21,6 +21,7 @@ struct event;
 struct event_base;
 struct outlog;
 struct outlog_buf;
+struct live_shard;
 struct upstream_pools;
 struct session;
 
@@ -45,12 +46,20 @@ struct buf_pool {
 	uint32_t size; /* bytes per buffer */
 };
 
+/* Counters the owning thread updates and the admin thread reads: STAT_ADD is a relaxed load
+ * and store (no locked instruction), since only the owner writes. */
+#define STAT_ADD(field, n)                                                                         \
+	atomic_store_explicit(&(field), atomic_load_explicit(&(field), memory_order_relaxed) + (n), \
+			      memory_order_relaxed)
+#define STAT_GET(field) atomic_load_explicit(&(field), memory_order_relaxed)
+
 struct worker_stats {
-	uint64_t accepted;
-	uint64_t requests;
-	uint64_t responses_local; /* answered by the proxy itself (errors) */
-	uint64_t upstream_errors;
-	uint64_t log_dropped;
+	_Atomic uint64_t accepted;
+	_Atomic uint64_t requests;
+	_Atomic uint64_t responses_local; /* answered by the proxy itself (errors) */
+	_Atomic uint64_t log_dropped;     /* request records that could not be formatted */
+	_Atomic uint32_t sessions;        /* client connections open */
+	_Atomic uint32_t active;          /* of which with a request in flight */
 };
 
 #define WORKER_MAX_HEADERS 256
@@ -72,6 +81,7 @@ struct worker {
 	uint32_t *rr;         /* round-robin counters by the backend's first server id */
 	int nrr;
 	struct outlog_buf *olb; /* NULL without an outcome log */
+	struct live_shard *live; /* this thread's live statistics */
 	struct buf_pool bufs;
 
 	/* parser scratch shared by this worker's sessions: a head is parsed in one go once a
@@ -80,7 +90,6 @@ struct worker {
 	struct http_header hdr[WORKER_MAX_HEADERS];
 
 	uint64_t rng;         /* xorshift state (random units, request ids), never 0 */
-	uint32_t nsessions;
 	struct session *sessions; /* all live sessions (for drain and shutdown) */
 	bool draining;
 	bool accept_paused;
@@ -104,6 +113,8 @@ void worker_free(struct worker *w);
 
 /* Takes the newest generation if the process-wide sequence moved; called at request start. */
 void worker_refresh_conf(struct worker *w);
+/* The generation a new request starts on (refreshed first), held until worker_gen_put. */
+struct gen *worker_gen_get(struct worker *w);
 /* Drops a request's hold on g (frees it when retired and unused). */
 void worker_gen_put(struct worker *w, struct gen *g);
 

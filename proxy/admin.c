@@ -1,15 +1,37 @@
 /*
  * admin.c - the admin API handlers (see include/admin.h).
+ *
+ *   GET  /healthz                      the process is up
+ *   GET  /readyz                       200 while accepting traffic, 503 while draining
+ *   GET  /metrics                      Prometheus text format
+ *   GET  /experiments                  live state of every experiment (JSON)
+ *   GET  /experiments/NAME/report      the live report (?format=json|text|md|html)
+ *   POST /reload                       reload the configuration file
+ *   POST /outcomes                     record outcome events (one JSON object or an array)
  */
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
+#include <time.h>
 
 #include <cJSON.h>
 
+#include "accum.h"
 #include "admin.h"
+#include "analysis.h"
 #include "conf.h"
+#include "decide.h"
 #include "httpd.h"
+#include "live.h"
+#include "outlog.h"
+#include "render.h"
+#include "router.h"
 #include "server.h"
+#include "upstream.h"
+
+#define OUTCOME_LINE_MAX 4096
 
 static bool path_is(const struct httpd_req *req, const char *want)
 {
@@ -21,7 +43,7 @@ static bool path_is(const struct httpd_req *req, const char *want)
 
 static void respond_json(struct httpd_req *req, int status, cJSON *doc)
 {
-	char *text = cJSON_PrintUnformatted(doc);
+	char *text = doc != NULL ? cJSON_PrintUnformatted(doc) : NULL;
 
 	cJSON_Delete(doc);
 	if (text == NULL) {
@@ -42,6 +64,8 @@ static void respond_error(struct httpd_req *req, int status, const char *reason)
 	respond_json(req, status, doc);
 }
 
+/* ---- reload --------------------------------------------------------------------------------- */
+
 static void handle_reload(struct httpd_req *req)
 {
 	char err[1024];
@@ -61,10 +85,500 @@ static void handle_reload(struct httpd_req *req)
 	}
 }
 
+/* ---- live analysis ----------------------------------------------------------------------- */
+
+/* The analysis of experiment e on the live accumulators, with its recommendation. */
+static struct analysis *live_analysis(const struct conf_experiment *e)
+{
+	struct accum_variant **acc;
+	const char **names = calloc(e->nvariants, sizeof(*names));
+	double *weights = calloc(e->nvariants, sizeof(*weights));
+	struct analysis *a = NULL;
+
+	if (names == NULL || weights == NULL || live_collect(e, &acc) < 0) {
+		free(names);
+		free(weights);
+		return NULL;
+	}
+	for (size_t i = 0; i < e->nvariants; i++) {
+		names[i] = e->variants[i].name;
+		weights[i] = e->variants[i].weight_bp / 100.0;
+	}
+	struct analysis_input in = {
+		.experiment = e->name,
+		.nvariants = e->nvariants,
+		.names = names,
+		.weights = weights,
+		.acc = (const struct accum_variant *const *)acc,
+		.metrics = e->metrics,
+		.nmetrics = e->nmetrics,
+		.decision = &e->decision,
+	};
+	a = analysis_build(&in);
+	if (a != NULL)
+		decide_run(a, NULL);
+	for (size_t i = 0; i < e->nvariants; i++)
+		accum_variant_free(acc[i]);
+	free(acc);
+	free(names);
+	free(weights);
+	return a;
+}
+
+static void handle_experiments(struct httpd_req *req)
+{
+	uint64_t seq;
+	struct conf *c = server_conf_acquire(&seq);
+	cJSON *doc = cJSON_CreateObject(), *list = cJSON_CreateArray();
+
+	cJSON_AddNumberToObject(doc, "generation", (double)c->generation);
+	cJSON_AddItemToObject(doc, "experiments", list);
+	for (size_t i = 0; i < c->nexperiments; i++) {
+		const struct conf_experiment *e = &c->experiments[i];
+		struct analysis *a = live_analysis(e);
+		cJSON *ex = cJSON_CreateObject(), *vs = cJSON_CreateArray();
+		cJSON_AddStringToObject(ex, "name", e->name);
+		cJSON_AddItemToObject(ex, "variants", vs);
+		for (size_t k = 0; k < e->nvariants; k++) {
+			cJSON *v = cJSON_CreateObject();
+			cJSON_AddStringToObject(v, "name", e->variants[k].name);
+			cJSON_AddStringToObject(v, "backend", e->variants[k].backend->name);
+			cJSON_AddNumberToObject(v, "weight", e->variants[k].weight_bp / 100.0);
+			if (a != NULL) {
+				cJSON_AddNumberToObject(v, "requests", (double)a->variants[k].requests);
+				cJSON_AddNumberToObject(v, "units", round(a->variants[k].units));
+			}
+			cJSON_AddItemToArray(vs, v);
+		}
+		cJSON *rec = cJSON_CreateObject();
+		if (a != NULL && a->action != NULL) {
+			cJSON_AddStringToObject(rec, "action", a->action);
+			if (a->action_variant != NULL)
+				cJSON_AddStringToObject(rec, "variant", a->action_variant);
+			cJSON *rs = cJSON_CreateArray();
+			for (size_t k = 0; k < a->nreasons; k++)
+				cJSON_AddItemToArray(rs, cJSON_CreateString(a->reasons[k]));
+			cJSON_AddItemToObject(rec, "reasons", rs);
+		} else {
+			cJSON_AddNullToObject(rec, "action");
+			cJSON_AddStringToObject(rec, "note", "out of memory");
+		}
+		cJSON_AddItemToObject(ex, "recommendation", rec);
+		cJSON_AddItemToArray(list, ex);
+		analysis_free(a);
+	}
+	conf_unref(c);
+	respond_json(req, 200, doc);
+}
+
+static void handle_report(struct httpd_req *req, const char *name, size_t nlen)
+{
+	char fmt_name[16] = "json";
+	char generated[32];
+	uint64_t seq;
+
+	if (httpd_req_query_param(req, "format", fmt_name, sizeof(fmt_name)) < 0)
+		strcpy(fmt_name, "json");
+	int fmt = render_format_parse(fmt_name);
+	if (fmt < 0)
+		return respond_error(req, 400, "format must be json, text, md or html");
+	struct conf *c = server_conf_acquire(&seq);
+	const struct conf_experiment *e = NULL;
+	for (size_t i = 0; i < c->nexperiments && e == NULL; i++)
+		if (strlen(c->experiments[i].name) == nlen &&
+		    memcmp(c->experiments[i].name, name, nlen) == 0)
+			e = &c->experiments[i];
+	if (e == NULL) {
+		conf_unref(c);
+		return respond_error(req, 404, "no such experiment");
+	}
+	struct analysis *a = live_analysis(e);
+	conf_unref(c);
+	if (a == NULL)
+		return respond_error(req, 500, "out of memory");
+	struct timeval tv;
+	struct tm tm;
+	gettimeofday(&tv, NULL);
+	gmtime_r(&tv.tv_sec, &tm);
+	strftime(generated, sizeof(generated), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	struct render_meta meta = {.generated = generated};
+	for (size_t i = 0; i < a->nvariants; i++)
+		meta.request += a->variants[i].requests;
+	char *out = NULL;
+	size_t outlen = 0;
+	FILE *f = open_memstream(&out, &outlen);
+	int rc = f != NULL ? render_write(f, (enum render_format)fmt, &a, &meta, 1) : -1;
+	if (f != NULL)
+		fclose(f);
+	analysis_free(a);
+	static const char *const ctypes[] = {
+		[RENDER_TEXT] = "text/plain; charset=utf-8",
+		[RENDER_JSON] = "application/json",
+		[RENDER_MD] = "text/markdown; charset=utf-8",
+		[RENDER_HTML] = "text/html; charset=utf-8",
+	};
+	if (rc < 0)
+		respond_error(req, 500, "cannot render the report");
+	else
+		httpd_respond(req, 200, ctypes[fmt], out, outlen);
+	free(out);
+}
+
+/* ---- outcomes ---------------------------------------------------------------------------- */
+
+struct pending_outcome {
+	const struct conf_experiment *e;
+	const struct conf_variant *v;
+	size_t metric;
+	double value;
+};
+
+static const struct conf_variant *variant_named(const struct conf_experiment *e, const char *n)
+{
+	for (size_t i = 0; i < e->nvariants; i++)
+		if (strcmp(e->variants[i].name, n) == 0)
+			return &e->variants[i];
+	return NULL;
+}
+
+static const char *str_field(const cJSON *o, const char *name)
+{
+	const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, name);
+
+	return cJSON_IsString(f) ? f->valuestring : NULL;
+}
+
+/*
+ * Validates one outcome object against generation c and fills p. On failure writes the reason
+ * into err and returns -1.
+ */
+static int check_outcome(const struct conf *c, const cJSON *o, struct pending_outcome *p,
+			 char *err, size_t errlen)
+{
+	static const char *const known[] = {"exp", "experiment", "metric", "value", "variant",
+					    "rid", "unit", "ts", "v", "type"};
+	if (!cJSON_IsObject(o)) {
+		snprintf(err, errlen, "not a JSON object");
+		return -1;
+	}
+	for (const cJSON *f = o->child; f != NULL; f = f->next) {
+		bool ok = false;
+		for (size_t i = 0; i < sizeof(known) / sizeof(known[0]) && !ok; i++)
+			ok = strcmp(f->string, known[i]) == 0;
+		if (!ok) {
+			snprintf(err, errlen, "unknown field '%.64s' (known: exp, metric, value, "
+					      "variant, rid, unit)", f->string);
+			return -1;
+		}
+	}
+	const char *exp = str_field(o, "exp");
+	if (exp == NULL)
+		exp = str_field(o, "experiment");
+	const char *metric = str_field(o, "metric");
+	const cJSON *value = cJSON_GetObjectItemCaseSensitive(o, "value");
+	if (exp == NULL || metric == NULL || value == NULL) {
+		snprintf(err, errlen, "needs \"exp\" and \"metric\" (strings) and \"value\"");
+		return -1;
+	}
+	p->e = NULL;
+	for (size_t i = 0; i < c->nexperiments && p->e == NULL; i++)
+		if (strcmp(c->experiments[i].name, exp) == 0)
+			p->e = &c->experiments[i];
+	if (p->e == NULL) {
+		snprintf(err, errlen, "unknown experiment '%.64s'", exp);
+		return -1;
+	}
+	const struct conf_metric *m = NULL;
+	for (size_t i = 0; i < p->e->nmetrics && m == NULL; i++)
+		if (strcmp(p->e->metrics[i].name, metric) == 0) {
+			m = &p->e->metrics[i];
+			p->metric = i;
+		}
+	if (m == NULL) {
+		snprintf(err, errlen, "unknown metric '%.64s' in experiment '%s'", metric, exp);
+		return -1;
+	}
+	if (m->source != CONF_SRC_OUTCOME) {
+		snprintf(err, errlen, "metric '%s' is measured by the proxy, not posted", m->name);
+		return -1;
+	}
+	if (m->kind == CONF_METRIC_BINARY) {
+		if (cJSON_IsBool(value))
+			p->value = cJSON_IsTrue(value) ? 1 : 0;
+		else if (cJSON_IsNumber(value) && (value->valuedouble == 0 || value->valuedouble == 1))
+			p->value = value->valuedouble;
+		else {
+			snprintf(err, errlen, "metric '%s' is binary: value must be 0, 1, true or false",
+				 m->name);
+			return -1;
+		}
+	} else {
+		if (!cJSON_IsNumber(value) || !isfinite(value->valuedouble)) {
+			snprintf(err, errlen, "metric '%s' is continuous: value must be a finite number",
+				 m->name);
+			return -1;
+		}
+		p->value = value->valuedouble;
+	}
+	const char *variant = str_field(o, "variant");
+	const char *rid = str_field(o, "rid");
+	const char *unit = str_field(o, "unit");
+	if (cJSON_GetObjectItemCaseSensitive(o, "variant") != NULL && variant == NULL) {
+		snprintf(err, errlen, "\"variant\" must be a string");
+		return -1;
+	}
+	if (variant != NULL) {
+		if ((p->v = variant_named(p->e, variant)) == NULL) {
+			snprintf(err, errlen, "experiment '%s' has no variant '%.64s'", exp, variant);
+			return -1;
+		}
+		return 0;
+	}
+	if (rid != NULL) {
+		int id = live_rid_get(rid, strlen(rid));
+		for (size_t i = 0; i < p->e->nvariants && id >= 0; i++) {
+			if (p->e->variants[i].id == id) {
+				p->v = &p->e->variants[i];
+				return 0;
+			}
+		}
+	}
+	if (unit != NULL && unit[0] != '\0') {
+		uint32_t b = router_bucket(p->e->salt, strlen(p->e->salt), unit, strlen(unit));
+		p->v = router_variant_at(p->e, b);
+		return 0;
+	}
+	snprintf(err, errlen, rid != NULL ? "request id '%.64s' is not a recent request of '%s' and "
+					    "no \"unit\" or \"variant\" is given"
+					  : "cannot attribute the outcome: give \"variant\", \"rid\" "
+					    "or \"unit\"%.0s%.0s",
+		 rid != NULL ? rid : "", exp);
+	return -1;
+}
+
+static void handle_outcomes(struct httpd_req *req)
+{
+	size_t blen;
+	const char *body = httpd_req_body(req, &blen);
+	char err[512];
+	uint64_t seq;
+
+	if (blen == 0)
+		return respond_error(req, 400, "empty body: send a JSON object or array");
+	cJSON *doc = cJSON_ParseWithLength(body, blen);
+	if (doc == NULL)
+		return respond_error(req, 400, "malformed JSON");
+	size_t n = cJSON_IsArray(doc) ? (size_t)cJSON_GetArraySize(doc) : 1;
+	if (n == 0) {
+		cJSON_Delete(doc);
+		return respond_error(req, 400, "empty array");
+	}
+	struct pending_outcome *p = calloc(n, sizeof(*p));
+	char *lines = malloc(n * OUTCOME_LINE_MAX);
+	size_t used = 0;
+	if (p == NULL || lines == NULL) {
+		free(p);
+		free(lines);
+		cJSON_Delete(doc);
+		return respond_error(req, 503, "out of memory; retry");
+	}
+	struct conf *c = server_conf_acquire(&seq);
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	const cJSON *o = cJSON_IsArray(doc) ? doc->child : doc;
+	int status = 200;
+	for (size_t i = 0; i < n; i++, o = o->next) {
+		if (check_outcome(c, o, &p[i], err, sizeof(err)) < 0) {
+			char msg[600];
+			snprintf(msg, sizeof(msg), "outcome %zu: %s; nothing was recorded", i, err);
+			respond_error(req, 400, msg);
+			status = 400;
+			break;
+		}
+		struct outlog_outcome oc = {
+			.ts = tv,
+			.exp = p[i].e->name,
+			.variant = p[i].v->name,
+			.unit = str_field(o, "unit"),
+			.rid = str_field(o, "rid"),
+			.metric = p[i].e->metrics[p[i].metric].name,
+			.value = p[i].value,
+		};
+		size_t len = outlog_format_outcome(lines + used, OUTCOME_LINE_MAX, &oc);
+		if (len == 0) {
+			char msg[128];
+			snprintf(msg, sizeof(msg), "outcome %zu: too long; nothing was recorded", i);
+			respond_error(req, 400, msg);
+			status = 400;
+			break;
+		}
+		used += len;
+	}
+	if (status == 200) {
+		struct outlog *ol = server_outlog();
+		if (ol != NULL && outlog_write_block(ol, lines, used) < 0) {
+			httpd_add_header(req, "Retry-After: 1");
+			respond_error(req, 503, "the outcome log is behind; nothing was recorded, retry");
+		} else {
+			double t = (double)tv.tv_sec + tv.tv_usec / 1e6;
+			for (size_t i = 0; i < n; i++)
+				live_outcome(server_live(), p[i].e, p[i].v, p[i].metric, p[i].value, t);
+			live_publish(server_live());
+			cJSON *res = cJSON_CreateObject();
+			cJSON_AddNumberToObject(res, "accepted", (double)n);
+			respond_json(req, 200, res);
+		}
+	}
+	conf_unref(c);
+	free(p);
+	free(lines);
+	cJSON_Delete(doc);
+}
+
+/* ---- metrics ------------------------------------------------------------------------------- */
+
+/* Writes a label value with the escapes of the Prometheus text format. */
+static void put_label(FILE *f, const char *v)
+{
+	for (; *v; v++) {
+		if (*v == '\\' || *v == '"')
+			fputc('\\', f);
+		if (*v == '\n') {
+			fputs("\\n", f);
+			continue;
+		}
+		fputc(*v, f);
+	}
+}
+
+static void handle_metrics(struct httpd_req *req)
+{
+	struct live_totals t;
+	struct server_stats st;
+	uint64_t seq;
+	char *out = NULL;
+	size_t outlen = 0;
+	FILE *f = open_memstream(&out, &outlen);
+
+	if (f == NULL || live_totals_get(&t) < 0) {
+		if (f != NULL)
+			fclose(f);
+		free(out);
+		return respond_error(req, 500, "out of memory");
+	}
+	server_stats_get(&st);
+	struct conf *c = server_conf_acquire(&seq);
+
+	fputs("# HELP abgate_requests_total Requests answered, by experiment, variant and status "
+	      "code (experiment=\"\" outside experiments).\n"
+	      "# TYPE abgate_requests_total counter\n", f);
+	for (int i = 0; i < t.npairs; i++) {
+		const char *exp, *var;
+		live_pair_names(i, &exp, &var);
+		for (int k = 0; k < 500; k++) {
+			if (t.codes[i][k] == 0)
+				continue;
+			fputs("abgate_requests_total{experiment=\"", f);
+			put_label(f, exp);
+			fputs("\",variant=\"", f);
+			put_label(f, var);
+			fprintf(f, "\",code=\"%d\"} %llu\n", k + 100, (unsigned long long)t.codes[i][k]);
+		}
+	}
+	fputs("# HELP abgate_request_duration_seconds Time from a complete request head to the end "
+	      "of the response.\n"
+	      "# TYPE abgate_request_duration_seconds histogram\n", f);
+	for (int i = 0; i < t.npairs; i++) {
+		const char *exp, *var;
+		if (t.dur_count[i] == 0)
+			continue;
+		live_pair_names(i, &exp, &var);
+		for (int k = 0; k <= LIVE_DURATION_BUCKETS; k++) {
+			fputs("abgate_request_duration_seconds_bucket{experiment=\"", f);
+			put_label(f, exp);
+			fputs("\",variant=\"", f);
+			put_label(f, var);
+			if (k < LIVE_DURATION_BUCKETS)
+				fprintf(f, "\",le=\"%g\"} %llu\n", live_duration_bounds[k],
+					(unsigned long long)t.dur[i][k]);
+			else
+				fprintf(f, "\",le=\"+Inf\"} %llu\n", (unsigned long long)t.dur_count[i]);
+		}
+		fputs("abgate_request_duration_seconds_sum{experiment=\"", f);
+		put_label(f, exp);
+		fputs("\",variant=\"", f);
+		put_label(f, var);
+		fprintf(f, "\"} %.6f\n", t.dur_sum[i]);
+		fputs("abgate_request_duration_seconds_count{experiment=\"", f);
+		put_label(f, exp);
+		fputs("\",variant=\"", f);
+		put_label(f, var);
+		fprintf(f, "\"} %llu\n", (unsigned long long)t.dur_count[i]);
+	}
+	fputs("# HELP abgate_upstream_errors_total Failed exchanges with backend servers, by "
+	      "reason.\n# TYPE abgate_upstream_errors_total counter\n", f);
+	for (size_t b = 0; b < c->nbackends; b++) {
+		const struct conf_backend *be = &c->backends[b];
+		for (size_t s = 0; s < be->nservers; s++) {
+			for (int r = 0; r < UPSTREAM_ERR_COUNT; r++) {
+				fputs("abgate_upstream_errors_total{backend=\"", f);
+				put_label(f, be->name);
+				fputs("\",server=\"", f);
+				put_label(f, be->servers[s].addr.text);
+				fprintf(f, "\",reason=\"%s\"} %llu\n", upstream_err_name(r),
+					(unsigned long long)upstream_error_count(be->servers[s].id, r));
+			}
+		}
+	}
+	fputs("# HELP abgate_backend_up Whether a backend server is taking requests (1) or has "
+	      "failed repeatedly (0).\n# TYPE abgate_backend_up gauge\n", f);
+	for (size_t b = 0; b < c->nbackends; b++) {
+		const struct conf_backend *be = &c->backends[b];
+		for (size_t s = 0; s < be->nservers; s++) {
+			fputs("abgate_backend_up{backend=\"", f);
+			put_label(f, be->name);
+			fputs("\",server=\"", f);
+			put_label(f, be->servers[s].addr.text);
+			fprintf(f, "\"} %d\n", upstream_server_up(be->servers[s].id) ? 1 : 0);
+		}
+	}
+	fprintf(f,
+		"# HELP abgate_config_reloads_total Configuration reloads, by result.\n"
+		"# TYPE abgate_config_reloads_total counter\n"
+		"abgate_config_reloads_total{result=\"success\"} %llu\n"
+		"abgate_config_reloads_total{result=\"failure\"} %llu\n"
+		"# HELP abgate_config_generation The configuration generation serving new requests.\n"
+		"# TYPE abgate_config_generation gauge\n"
+		"abgate_config_generation %llu\n"
+		"# HELP abgate_outcome_log_dropped_total Request records the outcome log could not "
+		"take.\n"
+		"# TYPE abgate_outcome_log_dropped_total counter\n"
+		"abgate_outcome_log_dropped_total %llu\n"
+		"# HELP abgate_connections Client connections, by state.\n"
+		"# TYPE abgate_connections gauge\n"
+		"abgate_connections{state=\"active\"} %u\n"
+		"abgate_connections{state=\"idle\"} %u\n"
+		"# HELP abgate_workers Event-loop threads.\n"
+		"# TYPE abgate_workers gauge\n"
+		"abgate_workers %u\n",
+		(unsigned long long)st.reloads_ok, (unsigned long long)st.reloads_failed,
+		(unsigned long long)c->generation, (unsigned long long)st.log_dropped, st.active,
+		st.sessions >= st.active ? st.sessions - st.active : 0, st.workers);
+	conf_unref(c);
+	live_totals_free(&t);
+	fclose(f);
+	httpd_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", out, outlen);
+	free(out);
+}
+
+/* ---- dispatch --------------------------------------------------------------------------------- */
+
 void admin_handle(struct httpd_req *req, void *arg)
 {
 	enum http_method m = httpd_req_method(req);
 	bool get = m == HTTP_M_GET || m == HTTP_M_HEAD;
+	size_t plen;
+	const char *path = httpd_req_path(req, &plen);
 
 	if (path_is(req, "/healthz")) {
 		if (!get)
@@ -77,10 +591,27 @@ void admin_handle(struct httpd_req *req, void *arg)
 			httpd_respond(req, 200, "text/plain", "ready\n", 6);
 		else
 			httpd_respond(req, 503, "text/plain", "draining\n", 9);
+	} else if (path_is(req, "/metrics")) {
+		if (!get)
+			return respond_error(req, 405, "use GET");
+		handle_metrics(req);
+	} else if (path_is(req, "/experiments")) {
+		if (!get)
+			return respond_error(req, 405, "use GET");
+		handle_experiments(req);
+	} else if (plen > 13 && memcmp(path, "/experiments/", 13) == 0 && plen > 20 &&
+		   memcmp(path + plen - 7, "/report", 7) == 0) {
+		if (!get)
+			return respond_error(req, 405, "use GET");
+		handle_report(req, path + 13, plen - 20);
 	} else if (path_is(req, "/reload")) {
 		if (m != HTTP_M_POST)
 			return respond_error(req, 405, "use POST");
 		handle_reload(req);
+	} else if (path_is(req, "/outcomes")) {
+		if (m != HTTP_M_POST)
+			return respond_error(req, 405, "use POST");
+		handle_outcomes(req);
 	} else {
 		respond_error(req, 404, "no such admin endpoint");
 	}

@@ -33,6 +33,7 @@
 #include "conn.h"
 #include "http.h"
 #include "httpd.h"
+#include "live.h"
 #include "log.h"
 #include "net.h"
 #include "outlog.h"
@@ -113,6 +114,7 @@ struct session {
 
 	char unit[UNIT_MAX];
 	uint16_t unit_len;
+	uint64_t unit_hash; /* H(salt ":" unit), 0 without a unit */
 	bool set_cookie;
 	bool forced;
 	char rid[RID_MAX];
@@ -290,14 +292,19 @@ static void record_request(struct session *s, uint64_t now)
 {
 	struct worker *w = s->w;
 
-	w->stats.requests++;
-	if (s->exp == NULL || w->olb == NULL)
+	double latency_ms = (double)(now - s->t_start) / 1000.0;
+
+	STAT_ADD(w->stats.requests, 1);
+	live_request(w->live, s->exp, s->variant, s->status, latency_ms, (double)s->t_start / 1e6,
+		     s->unit_hash, s->forced || s->unit_hash == 0);
+	if (s->exp == NULL)
+		return;
+	live_rid_put(s->rid, s->rid_len, s->variant->id);
+	if (w->olb == NULL)
 		return;
 	char *dst = outlog_reserve(w->olb, RECORD_MAX);
-	if (dst == NULL) {
-		w->stats.log_dropped++;
-		return;
-	}
+	if (dst == NULL)
+		return; /* the queue is full: outlog_dropped() counts it */
 	struct outlog_request r;
 	memset(&r, 0, sizeof(r));
 	r.ts.tv_sec = (time_t)(s->t_start / 1000000u);
@@ -311,7 +318,7 @@ static void record_request(struct session *s, uint64_t now)
 	r.rid = s->rid;
 	r.rid_len = s->rid_len;
 	r.status = s->status;
-	r.latency_ms = (double)(now - s->t_start) / 1000.0;
+	r.latency_ms = latency_ms;
 	if (s->server >= 0)
 		r.upstream = upstream_server_name(s->server, &r.upstream_len);
 	r.bytes_in = s->bytes_in;
@@ -319,7 +326,7 @@ static void record_request(struct session *s, uint64_t now)
 	r.forced = s->forced;
 	size_t len = outlog_format_request(dst, RECORD_MAX, &r);
 	if (len == 0)
-		w->stats.log_dropped++;
+		STAT_ADD(w->stats.log_dropped, 1);
 	outlog_commit(w->olb, len);
 }
 
@@ -390,7 +397,7 @@ static void local_response(struct session *s, int status, const char *reason, bo
 
 	if (blen >= sizeof(body))
 		blen = sizeof(body) - 1;
-	s->w->stats.responses_local++;
+	STAT_ADD(s->w->stats.responses_local, 1);
 	if (s->u != NULL) {
 		upstream_release(s->u, false);
 		s->u = NULL;
@@ -555,6 +562,7 @@ static void assign_variant(struct session *s, const struct conf_experiment *e,
 	s->forced = false;
 	s->set_cookie = false;
 	s->unit_len = 0;
+	s->unit_hash = 0;
 	if (e->allow_force) {
 		int i = http_find_header(m, buf, "x-abgate-force-variant", 22);
 		if (i >= 0) {
@@ -598,9 +606,9 @@ static void assign_variant(struct session *s, const struct conf_experiment *e,
 		}
 	}
 	set_unit(s, unit, ulen);
+	s->unit_hash = router_unit_hash(e->salt, strlen(e->salt), unit, ulen);
 	if (!s->forced)
-		s->variant = router_variant_at(
-			e, router_bucket(e->salt, strlen(e->salt), unit, ulen));
+		s->variant = router_variant_at(e, (uint32_t)(s->unit_hash % CONF_BUCKETS));
 }
 
 /* Writes the request head for the upstream into uout. Returns false when it does not fit. */
@@ -690,7 +698,7 @@ static bool connect_upstream(struct session *s)
 			return true;
 		}
 		log_warn("upstream %s: connect", upstream_server_name(srv->id, NULL));
-		w->stats.upstream_errors++;
+		upstream_note_error(srv->id, UPSTREAM_ERR_CONNECT);
 	}
 	return false;
 }
@@ -702,9 +710,7 @@ static void start_request(struct session *s)
 	struct http_msg *m = &w->msg;
 	const char *buf = s->in.p + s->in.start;
 
-	worker_refresh_conf(w);
-	s->gen = w->cur;
-	s->gen->inflight++;
+	s->gen = worker_gen_get(w);
 	const struct conf *c = sconf(s);
 	uint64_t now = now_us(w);
 
@@ -885,6 +891,7 @@ static bool frame_response(struct session *s)
 			size_t used;
 			enum http_parse rc = http_chunked_feed(&s->resp_chunk, p, avail, &used);
 			if (rc == HTTP_ERROR || rc == HTTP_TOO_LARGE) {
+				upstream_note_error(s->server, UPSTREAM_ERR_INVALID);
 				log_warnx("upstream %s: bad chunked response: %s",
 					  upstream_server_name(s->server, NULL),
 					  s->resp_chunk.error ? s->resp_chunk.error : "framing");
@@ -912,6 +919,7 @@ static bool frame_response(struct session *s)
 			 * truncation as a closed connection */
 			log_warnx("upstream %s: closed before the end of the response body",
 				  upstream_server_name(s->server, NULL));
+			upstream_note_error(s->server, UPSTREAM_ERR_CLOSED);
 			s->aborted = true;
 		}
 		s->close_after = true;
@@ -926,14 +934,15 @@ static bool frame_response(struct session *s)
  * 502/504 ourselves (never another variant's backend). */
 static void upstream_failed(struct session *s)
 {
-	struct worker *w = s->w;
 	int err = s->upstream_err;
 	const char *name = upstream_server_name(s->server, NULL);
 	bool timeout = err == ETIMEDOUT;
 
-	w->stats.upstream_errors++;
 	if (s->u == NULL)
 		return;
+	upstream_note_error(s->server, timeout ? UPSTREAM_ERR_TIMEOUT
+				       : s->u->connecting ? UPSTREAM_ERR_CONNECT
+							  : UPSTREAM_ERR_CLOSED);
 	if (err != 0) {
 		errno = err;
 		log_warn("upstream %s", name);
@@ -1144,7 +1153,7 @@ static bool handle_response_head(struct session *s)
 	if (rc != HTTP_OK) {
 		log_warnx("upstream %s: invalid response: %s", upstream_server_name(s->server, NULL),
 			  w->msg.error ? w->msg.error : "malformed head");
-		w->stats.upstream_errors++;
+		upstream_note_error(s->server, UPSTREAM_ERR_INVALID);
 		local_response(s, 502, "invalid response from upstream", false);
 		return true;
 	}
@@ -1158,6 +1167,7 @@ static bool handle_response_head(struct session *s)
 		return true;
 	}
 	s->status = w->msg.status;
+	upstream_note_success(s->server);
 	s->resp_body = w->msg.body;
 	s->resp_left = w->msg.body == HTTP_BODY_LENGTH ? w->msg.content_length : 0;
 	s->resp_done = w->msg.body == HTTP_BODY_NONE ||
@@ -1381,7 +1391,7 @@ static void session_free(struct session *s)
 		w->sessions = s->next;
 	if (s->next != NULL)
 		s->next->prev = s->prev;
-	w->nsessions--;
+	STAT_ADD(w->stats.sessions, -1);
 	free(s);
 }
 
@@ -1418,13 +1428,13 @@ void proxy_accept(struct worker *w, int lfd)
 		if (w->sessions != NULL)
 			w->sessions->prev = s;
 		w->sessions = s;
-		w->nsessions++;
-		w->stats.accepted++;
+		STAT_ADD(w->stats.sessions, 1);
+		STAT_ADD(w->stats.accepted, 1);
 		if (s->c.ev == NULL || s->timer == NULL || event_add(s->c.ev, NULL) < 0) {
 			session_free(s);
 			continue;
 		}
-		if (w->nsessions >= w->cur->conf->limits.max_connections)
+		if (STAT_GET(w->stats.sessions) >= w->cur->conf->limits.max_connections)
 			worker_accept_pause(w);
 		/* the request is often already there: no need to wait for the edge */
 		s->c.readable = true;
@@ -1443,7 +1453,7 @@ unsigned proxy_drain(struct worker *w)
 		else
 			s->close_after = true;
 	}
-	return w->nsessions;
+	return STAT_GET(w->stats.sessions);
 }
 
 void proxy_close_all(struct worker *w)

@@ -35,12 +35,17 @@ uint64_t router_hash(const void *data, size_t len)
 	return fmix64(fnv1a(FNV_OFFSET, data, len));
 }
 
-uint32_t router_bucket(const char *salt, size_t salt_len, const char *unit, size_t unit_len)
+uint64_t router_unit_hash(const char *salt, size_t salt_len, const char *unit, size_t unit_len)
 {
 	uint64_t h = fnv1a(FNV_OFFSET, (const unsigned char *)salt, salt_len);
 	h = fnv1a(h, (const unsigned char *)":", 1);
 	h = fnv1a(h, (const unsigned char *)unit, unit_len);
-	return (uint32_t)(fmix64(h) % CONF_BUCKETS);
+	return fmix64(h);
+}
+
+uint32_t router_bucket(const char *salt, size_t salt_len, const char *unit, size_t unit_len)
+{
+	return (uint32_t)(router_unit_hash(salt, salt_len, unit, unit_len) % CONF_BUCKETS);
 }
 
 const struct conf_variant *router_variant_at(const struct conf_experiment *e, uint32_t bucket)

@@ -20,6 +20,7 @@
 #include "admin.h"
 #include "conf.h"
 #include "httpd.h"
+#include "live.h"
 #include "log.h"
 #include "net.h"
 #include "outlog.h"
@@ -38,6 +39,7 @@ static struct {
 	struct worker **workers;
 	uint32_t nworkers;
 	struct outlog *outlog;
+	struct live_shard *live;
 	struct httpd *admin;
 	struct event *drain_timer;
 	bool draining;
@@ -51,6 +53,33 @@ struct conf *server_conf_acquire(uint64_t *seq)
 	*seq = atomic_load(&server_conf_seq);
 	pthread_mutex_unlock(&current_lock);
 	return c;
+}
+
+struct outlog *server_outlog(void)
+{
+	return srv.outlog;
+}
+
+struct live_shard *server_live(void)
+{
+	return srv.live;
+}
+
+void server_stats_get(struct server_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->reloads_ok = srv.reloads_ok;
+	st->reloads_failed = srv.reloads_failed;
+	st->workers = srv.nworkers;
+	st->log_dropped = srv.outlog != NULL ? outlog_dropped(srv.outlog) : 0;
+	for (uint32_t i = 0; i < srv.nworkers; i++) {
+		struct worker *w = srv.workers[i];
+		if (w == NULL)
+			continue;
+		st->sessions += STAT_GET(w->stats.sessions);
+		st->active += STAT_GET(w->stats.active);
+		st->log_dropped += STAT_GET(w->stats.log_dropped);
+	}
 }
 
 bool server_ready(void)
@@ -113,8 +142,9 @@ int server_reload(char *err, size_t errlen)
 		log_error("reload failed, the running configuration stays: %s", err);
 		return -1;
 	}
-	if (upstream_register_conf(n) < 0) {
-		snprintf(err, errlen, "%s: too many upstream servers", srv.conf_path);
+	if (upstream_register_conf(n) < 0 || live_register_conf(n) < 0) {
+		snprintf(err, errlen, "%s: too many upstream servers or experiment variants",
+			 srv.conf_path);
 		conf_free(n);
 		srv.reloads_failed++;
 		log_error("reload failed: %s", err);
@@ -286,7 +316,7 @@ int server_main(int argc, char **argv)
 		return 1;
 	}
 	log_set_level((enum log_level)log_level_parse(c->log_level));
-	if (upstream_register_conf(c) < 0 || probe_listeners(c) < 0) {
+	if (upstream_register_conf(c) < 0 || live_register_conf(c) < 0 || probe_listeners(c) < 0) {
 		conf_free(c);
 		return 1;
 	}
@@ -301,7 +331,7 @@ int server_main(int argc, char **argv)
 		}
 	}
 	log_config_records(c);
-	if ((srv.base = event_base_new()) == NULL)
+	if ((srv.base = event_base_new()) == NULL || (srv.live = live_shard_new()) == NULL)
 		goto out;
 	srv.nworkers = c->workers;
 	if ((srv.workers = calloc(srv.nworkers, sizeof(*srv.workers))) == NULL)
@@ -356,6 +386,7 @@ out:
 	if (srv.drain_timer != NULL)
 		event_free(srv.drain_timer);
 	httpd_free(srv.admin);
+	live_shard_free(srv.live);
 	outlog_close(srv.outlog);
 	if (srv.base != NULL)
 		event_base_free(srv.base);

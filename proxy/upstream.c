@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -21,6 +22,8 @@ struct server {
 	struct sockaddr_storage ss;
 	socklen_t sslen;
 	bool tls;
+	atomic_uint_fast64_t errors[UPSTREAM_ERR_COUNT];
+	atomic_uint failures; /* consecutive */
 };
 
 /* Registry entries are written under the lock and never move or change once published, so
@@ -249,6 +252,36 @@ void upstream_release(struct upconn *u, bool reusable)
 	pl->idle = u;
 	pl->nidle++;
 	p->total_idle++;
+}
+
+void upstream_note_error(int server, enum upstream_err why)
+{
+	atomic_fetch_add_explicit(&servers[server]->errors[why], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&servers[server]->failures, 1, memory_order_relaxed);
+}
+
+void upstream_note_success(int server)
+{
+	if (atomic_load_explicit(&servers[server]->failures, memory_order_relaxed) != 0)
+		atomic_store_explicit(&servers[server]->failures, 0, memory_order_relaxed);
+}
+
+uint64_t upstream_error_count(int server, enum upstream_err why)
+{
+	return atomic_load_explicit(&servers[server]->errors[why], memory_order_relaxed);
+}
+
+bool upstream_server_up(int server)
+{
+	return atomic_load_explicit(&servers[server]->failures, memory_order_relaxed) <
+	       UPSTREAM_FALL;
+}
+
+const char *upstream_err_name(enum upstream_err why)
+{
+	static const char *const names[UPSTREAM_ERR_COUNT] = {"connect", "timeout", "closed",
+							      "invalid_response"};
+	return names[why];
 }
 
 size_t upstream_idle_count(const struct upstream_pools *p)

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "live.h"
 #include "log.h"
 #include "net.h"
 #include "outlog.h"
@@ -84,8 +85,17 @@ void worker_refresh_conf(struct worker *w)
 	}
 }
 
+struct gen *worker_gen_get(struct worker *w)
+{
+	worker_refresh_conf(w);
+	w->cur->inflight++;
+	STAT_ADD(w->stats.active, 1);
+	return w->cur;
+}
+
 void worker_gen_put(struct worker *w, struct gen *g)
 {
+	STAT_ADD(w->stats.active, -1);
 	if (--g->inflight > 0 || g == w->cur)
 		return;
 	for (struct gen **pp = &w->retired; *pp != NULL; pp = &(*pp)->next) {
@@ -146,8 +156,9 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 
 	if (w->olb != NULL)
 		outlog_flush(w->olb);
+	live_publish(w->live);
 	if (w->accept_paused && !w->draining &&
-	    w->nsessions < w->cur->conf->limits.max_connections) {
+	    STAT_GET(w->stats.sessions) < w->cur->conf->limits.max_connections) {
 		if (++w->pause_ticks * TICK_MS >= ACCEPT_PAUSE_MS) {
 			w->pause_ticks = 0;
 			accept_resume(w);
@@ -211,6 +222,8 @@ struct worker *worker_new(int id, struct conf *conf, struct outlog *ol)
 		goto fail;
 	if (ol != NULL && (w->olb = outlog_buf_new(ol, 0)) == NULL)
 		goto fail;
+	if ((w->live = live_shard_new()) == NULL)
+		goto fail;
 	w->nlisteners = conf->nlistens;
 	if ((w->listeners = calloc(conf->nlistens, sizeof(*w->listeners))) == NULL)
 		goto fail;
@@ -252,6 +265,7 @@ static void *worker_main(void *arg)
 	proxy_close_all(w);
 	if (w->olb != NULL)
 		outlog_flush(w->olb);
+	live_publish(w->live);
 	atomic_store(&w->stopped, true);
 	return NULL;
 }
@@ -292,6 +306,7 @@ void worker_free(struct worker *w)
 	if (w->wake_fd >= 0)
 		close(w->wake_fd);
 	outlog_buf_free(w->olb);
+	live_shard_free(w->live);
 	upstream_pools_free(w->pools);
 	free(w->rr);
 	while (w->retired != NULL) {
