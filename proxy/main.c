@@ -6,6 +6,9 @@
 
 #include "backend.h"
 #include "conf.h"
+#include "demo.h"
+#include "power.h"
+#include "report.h"
 #include "server.h"
 
 #define ABGATE_VERSION "0.1.0"
@@ -47,6 +50,11 @@ static void usage(FILE *f)
 		   "commands:\n"
 		   "  serve -c FILE         run the proxy (SIGHUP reloads, SIGTERM drains)\n"
 		   "  check -c FILE         validate a configuration\n"
+		   "  report [-c FILE] [--format text|json|md|html] [-o OUT] LOG...\n"
+		   "                        analyse outcome logs (several instances' logs merge)\n"
+		   "  power --baseline P --mde D [--alpha A] [--power B]\n"
+		   "  power --sd S --mde D  sample size per variant\n"
+		   "  demo [--duration S]   the zero-setup demo: backends, proxy, traffic, report\n"
 		   "  backend --port N --model NAME [--latency-ms M] [--error-rate R]\n"
 		   "                        a model backend for tests and the demo\n\n"
 		   "abgate COMMAND --help shows a command's options.\n");
@@ -61,6 +69,9 @@ int main(int argc, char **argv)
 		{"serve", server_main},
 		{"check", check_main},
 		{"backend", backend_main},
+		{"report", report_main},
+		{"power", power_main},
+		{"demo", demo_main},
 	};
 
 	if (argc < 2) {
