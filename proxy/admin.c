@@ -25,9 +25,9 @@
 #include "decide.h"
 #include "httpd.h"
 #include "live.h"
+#include "outcome.h"
 #include "outlog.h"
 #include "render.h"
-#include "router.h"
 #include "server.h"
 #include "upstream.h"
 
@@ -226,213 +226,64 @@ static void handle_report(struct httpd_req *req, const char *name, size_t nlen)
 
 /* ---- outcomes ---------------------------------------------------------------------------- */
 
-struct pending_outcome {
-	const struct conf_experiment *e;
-	const struct conf_variant *v;
-	size_t metric;
-	double value;
-};
-
-static const struct conf_variant *variant_named(const struct conf_experiment *e, const char *n)
-{
-	for (size_t i = 0; i < e->nvariants; i++)
-		if (strcmp(e->variants[i].name, n) == 0)
-			return &e->variants[i];
-	return NULL;
-}
-
-static const char *str_field(const cJSON *o, const char *name)
-{
-	const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, name);
-
-	return cJSON_IsString(f) ? f->valuestring : NULL;
-}
-
-/*
- * Validates one outcome object against generation c and fills p. On failure writes the reason
- * into err and returns -1.
- */
-static int check_outcome(const struct conf *c, const cJSON *o, struct pending_outcome *p,
-			 char *err, size_t errlen)
-{
-	static const char *const known[] = {"exp", "experiment", "metric", "value", "variant",
-					    "rid", "unit", "ts", "v", "type"};
-	if (!cJSON_IsObject(o)) {
-		snprintf(err, errlen, "not a JSON object");
-		return -1;
-	}
-	for (const cJSON *f = o->child; f != NULL; f = f->next) {
-		bool ok = false;
-		for (size_t i = 0; i < sizeof(known) / sizeof(known[0]) && !ok; i++)
-			ok = strcmp(f->string, known[i]) == 0;
-		if (!ok) {
-			snprintf(err, errlen, "unknown field '%.64s' (known: exp, metric, value, "
-					      "variant, rid, unit)", f->string);
-			return -1;
-		}
-	}
-	const char *exp = str_field(o, "exp");
-	if (exp == NULL)
-		exp = str_field(o, "experiment");
-	const char *metric = str_field(o, "metric");
-	const cJSON *value = cJSON_GetObjectItemCaseSensitive(o, "value");
-	if (exp == NULL || metric == NULL || value == NULL) {
-		snprintf(err, errlen, "needs \"exp\" and \"metric\" (strings) and \"value\"");
-		return -1;
-	}
-	p->e = NULL;
-	for (size_t i = 0; i < c->nexperiments && p->e == NULL; i++)
-		if (strcmp(c->experiments[i].name, exp) == 0)
-			p->e = &c->experiments[i];
-	if (p->e == NULL) {
-		snprintf(err, errlen, "unknown experiment '%.64s'", exp);
-		return -1;
-	}
-	const struct conf_metric *m = NULL;
-	for (size_t i = 0; i < p->e->nmetrics && m == NULL; i++)
-		if (strcmp(p->e->metrics[i].name, metric) == 0) {
-			m = &p->e->metrics[i];
-			p->metric = i;
-		}
-	if (m == NULL) {
-		snprintf(err, errlen, "unknown metric '%.64s' in experiment '%s'", metric, exp);
-		return -1;
-	}
-	if (m->source != CONF_SRC_OUTCOME) {
-		snprintf(err, errlen, "metric '%s' is measured by the proxy, not posted", m->name);
-		return -1;
-	}
-	if (m->kind == CONF_METRIC_BINARY) {
-		if (cJSON_IsBool(value))
-			p->value = cJSON_IsTrue(value) ? 1 : 0;
-		else if (cJSON_IsNumber(value) && (value->valuedouble == 0 || value->valuedouble == 1))
-			p->value = value->valuedouble;
-		else {
-			snprintf(err, errlen, "metric '%s' is binary: value must be 0, 1, true or false",
-				 m->name);
-			return -1;
-		}
-	} else {
-		if (!cJSON_IsNumber(value) || !isfinite(value->valuedouble)) {
-			snprintf(err, errlen, "metric '%s' is continuous: value must be a finite number",
-				 m->name);
-			return -1;
-		}
-		p->value = value->valuedouble;
-	}
-	const char *variant = str_field(o, "variant");
-	const char *rid = str_field(o, "rid");
-	const char *unit = str_field(o, "unit");
-	if (cJSON_GetObjectItemCaseSensitive(o, "variant") != NULL && variant == NULL) {
-		snprintf(err, errlen, "\"variant\" must be a string");
-		return -1;
-	}
-	if (variant != NULL) {
-		if ((p->v = variant_named(p->e, variant)) == NULL) {
-			snprintf(err, errlen, "experiment '%s' has no variant '%.64s'", exp, variant);
-			return -1;
-		}
-		return 0;
-	}
-	if (rid != NULL) {
-		int id = live_rid_get(rid, strlen(rid));
-		for (size_t i = 0; i < p->e->nvariants && id >= 0; i++) {
-			if (p->e->variants[i].id == id) {
-				p->v = &p->e->variants[i];
-				return 0;
-			}
-		}
-	}
-	if (unit != NULL && unit[0] != '\0') {
-		uint32_t b = router_bucket(p->e->salt, strlen(p->e->salt), unit, strlen(unit));
-		p->v = router_variant_at(p->e, b);
-		return 0;
-	}
-	snprintf(err, errlen, rid != NULL ? "request id '%.64s' is not a recent request of '%s' and "
-					    "no \"unit\" or \"variant\" is given"
-					  : "cannot attribute the outcome: give \"variant\", \"rid\" "
-					    "or \"unit\"%.0s%.0s",
-		 rid != NULL ? rid : "", exp);
-	return -1;
-}
-
 static void handle_outcomes(struct httpd_req *req)
 {
 	size_t blen;
 	const char *body = httpd_req_body(req, &blen);
 	char err[512];
 	uint64_t seq;
-
-	if (blen == 0)
-		return respond_error(req, 400, "empty body: send a JSON object or array");
-	cJSON *doc = cJSON_ParseWithLength(body, blen);
-	if (doc == NULL)
-		return respond_error(req, 400, "malformed JSON");
-	size_t n = cJSON_IsArray(doc) ? (size_t)cJSON_GetArraySize(doc) : 1;
-	if (n == 0) {
-		cJSON_Delete(doc);
-		return respond_error(req, 400, "empty array");
-	}
-	struct pending_outcome *p = calloc(n, sizeof(*p));
-	char *lines = malloc(n * OUTCOME_LINE_MAX);
-	size_t used = 0;
-	if (p == NULL || lines == NULL) {
-		free(p);
-		free(lines);
-		cJSON_Delete(doc);
-		return respond_error(req, 503, "out of memory; retry");
-	}
+	struct outcome_batch batch;
 	struct conf *c = server_conf_acquire(&seq);
+
+	if (outcome_parse(c, body, blen, &batch, err, sizeof(err)) < 0) {
+		conf_unref(c);
+		return respond_error(req, 400, err);
+	}
+	char *lines = malloc(batch.n * OUTCOME_LINE_MAX);
+	size_t used = 0;
 	struct timeval tv;
 	gettimeofday(&tv, NULL);
-	const cJSON *o = cJSON_IsArray(doc) ? doc->child : doc;
-	int status = 200;
-	for (size_t i = 0; i < n; i++, o = o->next) {
-		if (check_outcome(c, o, &p[i], err, sizeof(err)) < 0) {
-			char msg[600];
-			snprintf(msg, sizeof(msg), "outcome %zu: %s; nothing was recorded", i, err);
-			respond_error(req, 400, msg);
-			status = 400;
-			break;
-		}
+	for (size_t i = 0; lines != NULL && i < batch.n; i++) {
+		const struct outcome *o = &batch.items[i];
 		struct outlog_outcome oc = {
 			.ts = tv,
-			.exp = p[i].e->name,
-			.variant = p[i].v->name,
-			.unit = str_field(o, "unit"),
-			.rid = str_field(o, "rid"),
-			.metric = p[i].e->metrics[p[i].metric].name,
-			.value = p[i].value,
+			.exp = o->e->name,
+			.variant = o->v->name,
+			.unit = o->unit,
+			.rid = o->rid,
+			.metric = o->e->metrics[o->metric].name,
+			.value = o->value,
 		};
 		size_t len = outlog_format_outcome(lines + used, OUTCOME_LINE_MAX, &oc);
 		if (len == 0) {
 			char msg[128];
 			snprintf(msg, sizeof(msg), "outcome %zu: too long; nothing was recorded", i);
 			respond_error(req, 400, msg);
-			status = 400;
-			break;
+			goto out;
 		}
 		used += len;
 	}
-	if (status == 200) {
-		struct outlog *ol = server_outlog();
-		if (ol != NULL && outlog_write_block(ol, lines, used) < 0) {
-			httpd_add_header(req, "Retry-After: 1");
-			respond_error(req, 503, "the outcome log is behind; nothing was recorded, retry");
-		} else {
-			double t = (double)tv.tv_sec + tv.tv_usec / 1e6;
-			for (size_t i = 0; i < n; i++)
-				live_outcome(server_live(), p[i].e, p[i].v, p[i].metric, p[i].value, t);
-			live_publish(server_live());
-			cJSON *res = cJSON_CreateObject();
-			cJSON_AddNumberToObject(res, "accepted", (double)n);
-			respond_json(req, 200, res);
-		}
+	struct outlog *ol = server_outlog();
+	if (lines == NULL) {
+		httpd_add_header(req, "Retry-After: 1");
+		respond_error(req, 503, "out of memory; nothing was recorded, retry");
+	} else if (ol != NULL && outlog_write_block(ol, lines, used) < 0) {
+		httpd_add_header(req, "Retry-After: 1");
+		respond_error(req, 503, "the outcome log is behind; nothing was recorded, retry");
+	} else {
+		double t = (double)tv.tv_sec + tv.tv_usec / 1e6;
+		for (size_t i = 0; i < batch.n; i++)
+			live_outcome(server_live(), batch.items[i].e, batch.items[i].v,
+				     batch.items[i].metric, batch.items[i].value, t);
+		live_publish(server_live());
+		cJSON *res = cJSON_CreateObject();
+		cJSON_AddNumberToObject(res, "accepted", (double)batch.n);
+		respond_json(req, 200, res);
 	}
-	conf_unref(c);
-	free(p);
+out:
 	free(lines);
-	cJSON_Delete(doc);
+	outcome_batch_free(&batch);
+	conf_unref(c);
 }
 
 /* ---- metrics ------------------------------------------------------------------------------- */
