@@ -54,8 +54,8 @@ double accum_moments_pvar(const struct accum_moments *m);
 
 #define ACCUM_HIST_SUB_BITS 7
 #define ACCUM_HIST_SUB (1 << ACCUM_HIST_SUB_BITS) /* linear sub-buckets per power of two */
-#define ACCUM_HIST_EMIN (-10)                      /* smallest magnitude kept: 2^-10 */
-#define ACCUM_HIST_EMAX 30                         /* magnitudes clamp below 2^30 */
+#define ACCUM_HIST_EMIN (-10)			  /* smallest magnitude kept: 2^-10 */
+#define ACCUM_HIST_EMAX 30			  /* magnitudes clamp below 2^30 */
 #define ACCUM_HIST_HALF ((ACCUM_HIST_EMAX - ACCUM_HIST_EMIN) * ACCUM_HIST_SUB)
 /* Buckets in value order: negative (most negative first), zero, positive. */
 #define ACCUM_HIST_BUCKETS (2 * ACCUM_HIST_HALF + 1)
@@ -102,8 +102,8 @@ uint64_t accum_hash64(const void *p, size_t len);
 #define ACCUM_SERIES_SLOTS 128
 
 struct accum_series {
-	int64_t origin;  /* start of slot 0, seconds since the epoch, a multiple of width */
-	int64_t width;   /* seconds per slot, a power of two; 0 while empty */
+	int64_t origin; /* start of slot 0, seconds since the epoch, a multiple of width */
+	int64_t width;	/* seconds per slot, a power of two; 0 while empty */
 	uint64_t n[ACCUM_SERIES_SLOTS];
 	double sum[ACCUM_SERIES_SLOTS];
 };
@@ -119,10 +119,10 @@ void accum_series_cover(struct accum_series *s, int64_t t0, int64_t t1);
 /* ---- per (experiment, variant, metric) and per variant ---- */
 
 struct accum_metric {
-	struct accum_moments mom;  /* every value */
-	uint64_t successes;        /* values equal to 1 */
-	uint64_t nonbinary;        /* values other than 0 and 1 */
-	struct accum_hist *hist;   /* NULL unless the metric is continuous; owned */
+	struct accum_moments mom;   /* every value */
+	uint64_t successes;	    /* values equal to 1 */
+	uint64_t nonbinary;	    /* values other than 0 and 1 */
+	struct accum_hist *hist;    /* NULL unless the metric is continuous; owned */
 	struct accum_series series; /* n and sum of values per interval */
 };
 

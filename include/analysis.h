@@ -31,33 +31,33 @@
 
 struct analysis_input {
 	const char *experiment;
-	size_t nvariants;                       /* >= 1; the first is the control */
-	const char *const *names;               /* (ref) nvariants names */
-	const double *weights;                  /* (ref) percentages; NULL: unknown */
-	const double *expected;                 /* (ref) expected request counts for the SRM
+	size_t nvariants;			/* >= 1; the first is the control */
+	const char *const *names;		/* (ref) nvariants names */
+	const double *weights;			/* (ref) percentages; NULL: unknown */
+	const double *expected;			/* (ref) expected request counts for the SRM
 						   check; NULL: weights * total requests */
-	const double *units;                    /* (ref) exact distinct units; NULL (or a NAN
+	const double *units;			/* (ref) exact distinct units; NULL (or a NAN
 						   entry): the HyperLogLog estimate */
 	const struct accum_variant *const *acc; /* (ref) nvariants accumulators */
-	const struct conf_metric *metrics;      /* (ref) metric i is acc[v]->metrics[i] */
+	const struct conf_metric *metrics;	/* (ref) metric i is acc[v]->metrics[i] */
 	size_t nmetrics;
-	const struct conf_decision *decision;   /* (ref) */
+	const struct conf_decision *decision; /* (ref) */
 };
 
 struct analysis_variant {
 	char *name;
 	bool has_weight;
-	double weight;           /* percent */
+	double weight; /* percent */
 	uint64_t requests;
 	double units;
-	bool units_estimated;    /* from the HyperLogLog sketch rather than an exact count */
+	bool units_estimated; /* from the HyperLogLog sketch rather than an exact count */
 	struct accum_series traffic;
 };
 
 struct analysis_summary {
 	uint64_t n;
-	uint64_t successes;      /* binary */
-	double rate;             /* binary: successes / n */
+	uint64_t successes; /* binary */
+	double rate;	    /* binary: successes / n */
 	double mean, sd;
 	bool has_quantiles;
 	double p50, p95, p99;
@@ -65,18 +65,18 @@ struct analysis_summary {
 };
 
 struct analysis_cmp {
-	size_t variant;          /* index into analysis.variants */
-	const char *test;        /* "welch_t" or "chi_square" */
-	bool ok;                 /* the test itself could be computed */
+	size_t variant;	  /* index into analysis.variants */
+	const char *test; /* "welch_t" or "chi_square" */
+	bool ok;	  /* the test itself could be computed */
 	bool has_stat;
 	double statistic, df, p_value;
 	double p_one_sided;
-	const char *one_sided;   /* "harm" or "improvement" */
+	const char *one_sided; /* "harm" or "improvement" */
 	bool has_adjusted;
 	double p_adjusted;
-	bool has_yates;          /* binary: Yates-corrected p reported beside */
+	bool has_yates; /* binary: Yates-corrected p reported beside */
 	double p_yates;
-	bool has_fisher;         /* binary with an expected count under 5 */
+	bool has_fisher; /* binary with an expected count under 5 */
 	double p_fisher;
 	double min_expected;
 	bool has_diff;
@@ -85,36 +85,36 @@ struct analysis_cmp {
 	double lift, lift_ci_low, lift_ci_high;
 	bool has_seq;
 	double p_seq, p_seq_one_sided, seq_ci_low, seq_ci_high;
-	bool has_mw;             /* Mann-Whitney U on the histograms */
+	bool has_mw; /* Mann-Whitney U on the histograms */
 	double mw_u, mw_auc, mw_p;
-	bool significant;        /* at alpha after adjustment (harm only, for guardrails) */
-	bool harm;               /* guardrail: significant harm */
-	bool better;             /* significant in the goal's direction */
-	int noninferior;         /* guardrails: 1 yes, 0 no, -1 not established */
+	bool significant; /* at alpha after adjustment (harm only, for guardrails) */
+	bool harm;	  /* guardrail: significant harm */
+	bool better;	  /* significant in the goal's direction */
+	int noninferior;  /* guardrails: 1 yes, 0 no, -1 not established */
 	bool has_ni_bound;
-	double ni_bound;         /* upper confidence bound of the relative harm (with a margin) */
-	double needed_n;         /* per arm to detect the observed difference; 0: unknown */
+	double ni_bound; /* upper confidence bound of the relative harm (with a margin) */
+	double needed_n; /* per arm to detect the observed difference; 0: unknown */
 	const char *notes[ANALYSIS_MAX_NOTES];
 	size_t nnotes;
 };
 
 struct analysis_metric {
-	struct conf_metric spec; /* name owned by the analysis */
-	struct analysis_summary *by;  /* nvariants */
-	struct analysis_cmp *cmp;     /* nvariants - 1, variant i + 1 against the control */
+	struct conf_metric spec;     /* name owned by the analysis */
+	struct analysis_summary *by; /* nvariants */
+	struct analysis_cmp *cmp;    /* nvariants - 1, variant i + 1 against the control */
 };
 
 struct analysis_srm {
 	bool computed;
 	double chi2, df, p;
-	bool flagged;            /* p < srm_alpha and every arm has at least 8 units */
+	bool flagged; /* p < srm_alpha and every arm has at least 8 units */
 	const char *note;
 };
 
 struct analysis {
 	char *experiment;
 	struct conf_decision decision;
-	double nstar;            /* sequential N* in use */
+	double nstar; /* sequential N* in use */
 	size_t nvariants;
 	struct analysis_variant *variants;
 	size_t nmetrics;
@@ -122,8 +122,8 @@ struct analysis {
 	struct analysis_srm srm;
 
 	/* filled by decide_run() */
-	const char *action;      /* "promote", "rollback", "continue", "investigate" */
-	char *action_variant;    /* the variant promoted or rolled back, NULL otherwise */
+	const char *action;   /* "promote", "rollback", "continue", "investigate" */
+	char *action_variant; /* the variant promoted or rolled back, NULL otherwise */
 	char **reasons;
 	size_t nreasons;
 };
@@ -138,7 +138,7 @@ struct analysis *analysis_build(const struct analysis_input *in);
 
 /* Appends a reason (printf format); returns 0 or -1 when out of memory. */
 int analysis_add_reason(struct analysis *a, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 void analysis_free(struct analysis *a);
 

@@ -32,6 +32,7 @@ struct conf_listen {
 	struct conf_addr addr;
 	char *tls_cert; /* NULL: plain HTTP */
 	char *tls_key;
+	void *tls_ctx;  /* the TLS context built from them by tls_prepare_conf() */
 };
 
 struct conf_server {
@@ -51,6 +52,7 @@ struct conf_backend {
 	uint32_t health_fall;   /* failures to mark it down (default 3) */
 	char *ca_file;          /* https upstreams: CA bundle (NULL: system default) */
 	bool verify;            /* https upstreams: verify the certificate (default true) */
+	void *tls_ctx;          /* https upstreams: client context built by tls_prepare_conf() */
 };
 
 enum conf_unit { CONF_UNIT_HEADER, CONF_UNIT_COOKIE, CONF_UNIT_QUERY };
@@ -172,6 +174,10 @@ struct conf {
 
 	struct conf_experiment *experiments;
 	size_t nexperiments;
+
+	/* Frees what other modules attached to the generation (TLS contexts); called by
+	 * conf_free() when set. */
+	void (*release)(struct conf *c);
 };
 
 /*

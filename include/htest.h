@@ -42,16 +42,16 @@ struct htest_arm {
 };
 
 struct htest_welch {
-	bool ok;            /* everything below is finite and meaningful */
-	bool has_stat;      /* t is finite (false for a deterministic difference) */
+	bool ok;       /* everything below is finite and meaningful */
+	bool has_stat; /* t is finite (false for a deterministic difference) */
 	double t, df, se;
-	double p_two;       /* 2 * Q(|t|, df) */
-	double p_less;      /* alternative: x < y */
-	double p_greater;   /* alternative: x > y */
-	double diff;        /* mean x - mean y */
+	double p_two;		/* 2 * Q(|t|, df) */
+	double p_less;		/* alternative: x < y */
+	double p_greater;	/* alternative: x > y */
+	double diff;		/* mean x - mean y */
 	double ci_low, ci_high; /* two-sided 1 - alpha interval for diff */
-	double t_crit;      /* t_{1-alpha/2, df} */
-	const char *note;   /* NULL, or why a case was defined specially / not computed */
+	double t_crit;		/* t_{1-alpha/2, df} */
+	const char *note;	/* NULL, or why a case was defined specially / not computed */
 };
 
 /*
@@ -65,11 +65,11 @@ int htest_welch(const struct htest_arm *x, const struct htest_arm *y, double alp
 
 struct htest_lift {
 	bool ok;
-	double lift;        /* (mean x - mean y) / |mean y| */
-	double se;          /* delta method, independent arms */
-	double df;          /* Welch-Satterthwaite df from the unit variances */
+	double lift; /* (mean x - mean y) / |mean y| */
+	double se;   /* delta method, independent arms */
+	double df;   /* Welch-Satterthwaite df from the unit variances */
 	double ci_low, ci_high;
-	double p_two;       /* 2 * Q(|lift/se|, df) */
+	double p_two; /* 2 * Q(|lift/se|, df) */
 	const char *note;
 };
 
@@ -84,7 +84,7 @@ struct htest_chi2 {
 	bool ok;
 	double chi2, df, p;
 	double min_expected; /* smallest expected count (warn under 5) */
-	bool yates;          /* the correction was applied (only ever with df = 1) */
+	bool yates;	     /* the correction was applied (only ever with df = 1) */
 	const char *note;
 };
 
@@ -117,10 +117,10 @@ int htest_fisher(double a, double b, double c, double d, struct htest_fisher *ou
 
 struct htest_mw {
 	bool ok;
-	double u;            /* U of x: pairs (x, y) with x > y, ties counting 1/2 */
-	double auc;          /* u / (nx * ny): P(X > Y) + P(X = Y)/2 */
-	double z;            /* with the continuity correction, signed like u - nx ny / 2 */
-	double p_two;        /* normal approximation, tie-corrected, continuity-corrected */
+	double u;     /* U of x: pairs (x, y) with x > y, ties counting 1/2 */
+	double auc;   /* u / (nx * ny): P(X > Y) + P(X = Y)/2 */
+	double z;     /* with the continuity correction, signed like u - nx ny / 2 */
+	double p_two; /* normal approximation, tie-corrected, continuity-corrected */
 	const char *note;
 };
 

@@ -24,8 +24,8 @@ enum logrec_type {
 
 enum logrec_parse {
 	LOGREC_OK = 0,
-	LOGREC_MALFORMED,  /* not one JSON object (torn line, garbage) */
-	LOGREC_INVALID,    /* JSON, but a required field is missing, mistyped or not finite */
+	LOGREC_MALFORMED, /* not one JSON object (torn line, garbage) */
+	LOGREC_INVALID,	  /* JSON, but a required field is missing, mistyped or not finite */
 };
 
 struct logrec_str {
@@ -37,14 +37,14 @@ struct logrec_str {
 
 struct logrec {
 	enum logrec_type type;
-	double ts;                  /* seconds since the epoch */
+	double ts; /* seconds since the epoch */
 	struct logrec_str exp, variant, unit, metric;
 	bool has_unit;
-	int status;                 /* request */
-	double latency_ms;          /* request */
-	bool forced;                /* request: variant forced by a test header */
-	double value;               /* outcome: true/false read as 1/0 */
-	size_t nweights;            /* config */
+	int status;	   /* request */
+	double latency_ms; /* request */
+	bool forced;	   /* request: variant forced by a test header */
+	double value;	   /* outcome: true/false read as 1/0 */
+	size_t nweights;   /* config */
 	struct logrec_str wname[LOGREC_MAX_WEIGHTS];
 	double weight[LOGREC_MAX_WEIGHTS];
 };

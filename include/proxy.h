@@ -9,9 +9,10 @@
 #include <stdbool.h>
 
 struct worker;
+struct worker_listener;
 
-/* Accepts every pending connection on listening socket fd for worker w (until EAGAIN). */
-void proxy_accept(struct worker *w, int fd);
+/* Accepts every pending connection on listener l of worker w (until EAGAIN). */
+void proxy_accept(struct worker *w, const struct worker_listener *l);
 
 /* The callback upstream pools deliver their connections' edges to (owner is a session). */
 void proxy_upstream_event(void *owner, short what);

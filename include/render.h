@@ -19,11 +19,11 @@ enum render_format { RENDER_TEXT, RENDER_JSON, RENDER_MD, RENDER_HTML };
 
 /* What the report command adds around an analysis. */
 struct render_meta {
-	const char *generated;           /* "2026-11-22T18:50:15Z" */
-	const char *const *logs;         /* (ref) log paths */
+	const char *generated;	 /* "2026-11-22T18:50:15Z" */
+	const char *const *logs; /* (ref) log paths */
 	size_t nlogs;
 	uint64_t request, outcome, config, shadow, forced, other;
-	uint64_t skipped;                /* malformed or invalid lines in all logs */
+	uint64_t skipped; /* malformed or invalid lines in all logs */
 };
 
 /* Parses "text", "json", "md" or "html"; returns the format or -1. */

@@ -69,9 +69,11 @@ void upstream_pools_free(struct upstream_pools *p);
 /*
  * Gives owner a connection to server id: an idle pooled one (*reused = true) or a new one whose
  * connect may still be in progress (u->connecting). Returns NULL with errno set when the socket
- * could not even be created or the connect failed at once.
+ * could not even be created or the connect failed at once. tls_ctx (an SSL_CTX) is used for
+ * https:// servers; verify checks the server's certificate against its host name.
  */
-struct upconn *upstream_acquire(struct upstream_pools *p, int server, void *owner, bool *reused);
+struct upconn *upstream_acquire(struct upstream_pools *p, int server, void *tls_ctx, bool verify,
+			       void *owner, bool *reused);
 
 /* Takes the connection back: parked idle when reusable (and the pool has room), else closed
  * and freed. The owner must not touch u afterwards. */

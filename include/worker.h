@@ -35,6 +35,7 @@ struct gen {
 
 struct worker_listener {
 	int fd;
+	size_t index;     /* position in the configuration's listen list */
 	struct event *ev;
 	struct worker *w; /* (ref) */
 };

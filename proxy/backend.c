@@ -31,12 +31,12 @@
 #define BACKEND_MAX_LATENCY_MS 3600000
 
 struct backend_opts {
-	const char *host;    /* (ref) argv; numeric address */
-	long port;           /* 0..65535; 0 picks a free port (logged) */
-	const char *model;   /* (ref) argv */
-	uint32_t latency_ms; /* added before every model answer */
-	double error_rate;   /* fraction of model answers that are 500 */
-	uint64_t seed;       /* of the error generator */
+	const char *host;     /* (ref) argv; numeric address */
+	long port;	      /* 0..65535; 0 picks a free port (logged) */
+	const char *model;    /* (ref) argv */
+	uint32_t latency_ms;  /* added before every model answer */
+	double error_rate;    /* fraction of model answers that are 500 */
+	uint64_t seed;	      /* of the error generator */
 	long long fail_after; /* model answers after this many are 500; -1: never */
 };
 
@@ -44,11 +44,11 @@ struct backend;
 
 /* A model answer waiting for its latency to pass. */
 struct delayed {
-	struct backend *b;      /* (ref) */
-	struct httpd_req *req;  /* (ref) until answered; owned by the server */
+	struct backend *b;     /* (ref) */
+	struct httpd_req *req; /* (ref) until answered; owned by the server */
 	struct event *timer;
 	int status;
-	char *body;             /* owned */
+	char *body; /* owned */
 	size_t len;
 	struct delayed *prev, *next;
 };
@@ -57,10 +57,10 @@ struct backend {
 	struct backend_opts o;
 	struct event_base *base;
 	struct httpd *httpd;
-	uint64_t rng;             /* splitmix64 state */
+	uint64_t rng;		   /* splitmix64 state */
 	unsigned long long served; /* model requests so far */
-	struct delayed *delayed;  /* answers in flight */
-	char model_hdr[300];      /* "X-Backend-Model: NAME" */
+	struct delayed *delayed;   /* answers in flight */
+	char model_hdr[300];	   /* "X-Backend-Model: NAME" */
 };
 
 /* ---- a small growable string for the JSON answer ---- */
@@ -145,7 +145,8 @@ static void sb_json_str(struct sbuf *sb, const char *s, size_t n)
 	while (i < n) {
 		size_t run = i;
 		/* copy plain runs in one piece */
-		while (run < n && u[run] >= 0x20 && u[run] < 0x80 && u[run] != '"' && u[run] != '\\')
+		while (run < n && u[run] >= 0x20 && u[run] < 0x80 && u[run] != '"' &&
+		       u[run] != '\\')
 			run++;
 		sb_put(sb, s + i, run - i);
 		i = run;
@@ -328,24 +329,25 @@ static void backend_signal_cb(evutil_socket_t sig, short what, void *arg)
 
 static void backend_usage(FILE *f)
 {
-	fprintf(f,
-		"usage: abgate backend --port N --model NAME [--host ADDR] [--latency-ms M]\n"
-		"                      [--error-rate R] [--seed S] [--fail-after N]\n"
-		"\n"
-		"A model server for tests, the demo and benchmarks. Every path but /healthz answers\n"
-		"  {\"model\":NAME,\"score\":S,\"request_bytes\":N,\"path\":P,\"unit\":X-User-Id,\n"
-		"   \"variant\":X-Abgate-Variant,\"request_id\":X-Request-Id}\n"
-		"(absent headers are null) with the header X-Backend-Model: NAME. S in [0,1) depends\n"
-		"only on the request body. GET /healthz answers \"ok\".\n"
-		"\n"
-		"  --port N        listen on this TCP port (0: any free port, logged)\n"
-		"  --host ADDR     numeric address to listen on (default 127.0.0.1)\n"
-		"  --model NAME    model name to report\n"
-		"  --latency-ms M  delay every answer by M milliseconds (default 0)\n"
-		"  --error-rate R  answer 500 {\"error\":\"injected\"} to a fraction R in [0,1]\n"
-		"  --seed S        seed of the error generator (default 1)\n"
-		"  --fail-after N  answer 500 to every request after the first N\n"
-		"Exits 0 on SIGTERM or SIGINT.\n");
+	fprintf(
+	    f,
+	    "usage: abgate backend --port N --model NAME [--host ADDR] [--latency-ms M]\n"
+	    "                      [--error-rate R] [--seed S] [--fail-after N]\n"
+	    "\n"
+	    "A model server for tests, the demo and benchmarks. Every path but /healthz answers\n"
+	    "  {\"model\":NAME,\"score\":S,\"request_bytes\":N,\"path\":P,\"unit\":X-User-Id,\n"
+	    "   \"variant\":X-Abgate-Variant,\"request_id\":X-Request-Id}\n"
+	    "(absent headers are null) with the header X-Backend-Model: NAME. S in [0,1) depends\n"
+	    "only on the request body. GET /healthz answers \"ok\".\n"
+	    "\n"
+	    "  --port N        listen on this TCP port (0: any free port, logged)\n"
+	    "  --host ADDR     numeric address to listen on (default 127.0.0.1)\n"
+	    "  --model NAME    model name to report\n"
+	    "  --latency-ms M  delay every answer by M milliseconds (default 0)\n"
+	    "  --error-rate R  answer 500 {\"error\":\"injected\"} to a fraction R in [0,1]\n"
+	    "  --seed S        seed of the error generator (default 1)\n"
+	    "  --fail-after N  answer 500 to every request after the first N\n"
+	    "Exits 0 on SIGTERM or SIGINT.\n");
 }
 
 /* Says what is wrong with the command line in one line; returns the exit code 1. */
@@ -417,9 +419,10 @@ static int backend_parse_args(struct backend_opts *o, int argc, char **argv)
 				return bad_arg("--model wants a name of 1 to 256 characters");
 			for (const char *p = val; *p; p++)
 				if ((unsigned char)*p < 0x21 || (unsigned char)*p > 0x7e)
-					return bad_arg("--model '%s' must be printable ASCII without "
-						       "spaces",
-						       val);
+					return bad_arg(
+					    "--model '%s' must be printable ASCII without "
+					    "spaces",
+					    val);
 			o->model = val;
 		} else if (strcmp(name, "--host") == 0) {
 			o->host = val;
@@ -432,19 +435,21 @@ static int backend_parse_args(struct backend_opts *o, int argc, char **argv)
 			errno = 0;
 			double r = strtod(val, &end);
 			if (*val == '\0' || *end != '\0' || errno != 0 || !(r >= 0 && r <= 1))
-				return bad_arg("--error-rate wants a number in [0,1], not '%s'", val);
+				return bad_arg("--error-rate wants a number in [0,1], not '%s'",
+					       val);
 			o->error_rate = r;
 		} else if (strcmp(name, "--seed") == 0) {
 			char *end;
 			errno = 0;
 			unsigned long long s = strtoull(val, &end, 10);
 			if (*val == '\0' || *val == '-' || *end != '\0' || errno != 0)
-				return bad_arg("--seed wants a non-negative integer, not '%s'", val);
+				return bad_arg("--seed wants a non-negative integer, not '%s'",
+					       val);
 			o->seed = s;
 		} else {
 			if (!parse_ll(val, 0, INT64_MAX, &n))
-				return bad_arg("--fail-after wants a non-negative integer, not '%s'",
-					       val);
+				return bad_arg(
+				    "--fail-after wants a non-negative integer, not '%s'", val);
 			o->fail_after = n;
 		}
 	}
@@ -507,8 +512,8 @@ int backend_main(int argc, char **argv)
 	b.httpd = httpd_new(b.base, fd, &hopts, backend_handle, &b); /* owns fd now */
 	sigterm = evsignal_new(b.base, SIGTERM, backend_signal_cb, &b);
 	sigint = evsignal_new(b.base, SIGINT, backend_signal_cb, &b);
-	if (b.httpd == NULL || sigterm == NULL || sigint == NULL || evsignal_add(sigterm, NULL) < 0 ||
-	    evsignal_add(sigint, NULL) < 0) {
+	if (b.httpd == NULL || sigterm == NULL || sigint == NULL ||
+	    evsignal_add(sigterm, NULL) < 0 || evsignal_add(sigint, NULL) < 0) {
 		fprintf(stderr, "abgate backend: cannot set up the server\n");
 		goto out;
 	}

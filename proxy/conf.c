@@ -1747,6 +1747,8 @@ void conf_free(struct conf *c)
 {
 	if (c == NULL)
 		return;
+	if (c->release != NULL)
+		c->release(c);
 	for (size_t i = 0; i < c->nlistens; i++) {
 		free(c->listens[i].addr.text);
 		free(c->listens[i].tls_cert);

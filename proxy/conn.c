@@ -1,34 +1,220 @@
 /*
- * conn.c - plain-socket implementation of the connection interface (include/conn.h).
+ * conn.c - plain and TLS implementations of the connection interface (include/conn.h).
  */
 #include <errno.h>
 #include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "conn.h"
+#include "log.h"
+#include "tls.h"
+
+#define TLS_RECORD 16384
+
+void conn_event(struct conn *c, short what)
+{
+	if (what & EV_READ) {
+		c->readable = true;
+		if (c->write_wants_read)
+			c->writable = true;
+	}
+	if (what & EV_WRITE) {
+		c->writable = true;
+		if (c->read_wants_write)
+			c->readable = true;
+	}
+}
+
+/* Maps an SSL_get_error() result to the return convention; logs fatal ones. */
+static ssize_t tls_fail(struct conn *c, int ret, bool reading)
+{
+	SSL *ssl = c->tls;
+	int e = SSL_get_error(ssl, ret);
+
+	switch (e) {
+	case SSL_ERROR_WANT_READ:
+		c->readable = false;
+		if (reading)
+			c->read_wants_write = false;
+		else
+			c->write_wants_read = true;
+		errno = EAGAIN;
+		return -1;
+	case SSL_ERROR_WANT_WRITE:
+		c->writable = false;
+		if (reading)
+			c->read_wants_write = true;
+		errno = EAGAIN;
+		return -1;
+	case SSL_ERROR_ZERO_RETURN:
+		return 0;
+	case SSL_ERROR_SYSCALL:
+		if (ERR_peek_error() == 0) {
+			if (ret == 0 || errno == 0)
+				return 0; /* the peer closed without close_notify */
+			return -1;
+		}
+		/* fall through */
+	default: {
+		long v = SSL_get_verify_result(ssl);
+		if (v != X509_V_OK)
+			log_warnx("TLS with %s: certificate rejected: %s", c->name ? c->name : "peer",
+				  X509_verify_cert_error_string(v));
+		else
+			tls_log_errors(c->name ? c->name : "TLS");
+		ERR_clear_error();
+		errno = EPROTO;
+		return -1;
+	}
+	}
+}
+
+/* Server side, first read: a TLS client opens with a handshake record (0x16); anything else
+ * is most likely plain HTTP sent to the TLS port. */
+static int sniff(struct conn *c)
+{
+	unsigned char b;
+	ssize_t n = recv(c->fd, &b, 1, MSG_PEEK);
+
+	if (n < 0) {
+		if (errno == EAGAIN)
+			c->readable = false;
+		return -1;
+	}
+	if (n == 0)
+		return 0;
+	c->tls_sniff = false;
+	if (b != 0x16) {
+		errno = EPROTONOSUPPORT;
+		return -1;
+	}
+	return 1;
+}
 
 ssize_t conn_read(struct conn *c, void *buf, size_t len)
 {
 	ssize_t n;
 
-	do
-		n = read(c->fd, buf, len);
-	while (n < 0 && errno == EINTR);
-	return n;
+	if (c->tls == NULL) {
+		do
+			n = read(c->fd, buf, len);
+		while (n < 0 && errno == EINTR);
+		/* a short read drained the socket: the next data brings a new edge */
+		if (n < 0 ? errno == EAGAIN : (size_t)n < len)
+			c->readable = false;
+		return n;
+	}
+	if (c->tls_sniff) {
+		int s = sniff(c);
+		if (s <= 0)
+			return s;
+	}
+	ERR_clear_error();
+	c->read_wants_write = false;
+	int r = SSL_read(c->tls, buf, len > INT32_MAX ? INT32_MAX : (int)len);
+	if (r > 0)
+		return r; /* more may be buffered in the TLS layer: read again until WANT_READ */
+	return tls_fail(c, r, true);
 }
 
 ssize_t conn_writev(struct conn *c, const struct iovec *iov, int iovcnt)
 {
 	ssize_t n;
 
-	do
-		n = writev(c->fd, iov, iovcnt);
-	while (n < 0 && errno == EINTR);
-	return n;
+	if (c->tls == NULL) {
+		size_t total = 0;
+		for (int i = 0; i < iovcnt; i++)
+			total += iov[i].iov_len;
+		do
+			n = writev(c->fd, iov, iovcnt);
+		while (n < 0 && errno == EINTR);
+		if (n < 0 ? errno == EAGAIN : (size_t)n < total)
+			c->writable = false;
+		return n;
+	}
+	/* One TLS record carries as much as fits: gather up to 16 KiB first. A write that had to
+	 * wait is repeated with the same bytes and length, as OpenSSL requires. */
+	char rec[TLS_RECORD];
+	size_t len = 0;
+	for (int i = 0; i < iovcnt && len < sizeof(rec); i++) {
+		size_t take = iov[i].iov_len < sizeof(rec) - len ? iov[i].iov_len : sizeof(rec) - len;
+		memcpy(rec + len, iov[i].iov_base, take);
+		len += take;
+	}
+	if (c->retry_len > 0 && c->retry_len <= len)
+		len = c->retry_len;
+	if (len == 0)
+		return 0;
+	ERR_clear_error();
+	c->write_wants_read = false;
+	int r = SSL_write(c->tls, rec, (int)len);
+	if (r > 0) {
+		c->retry_len = 0;
+		return r;
+	}
+	c->retry_len = (uint32_t)len;
+	return tls_fail(c, r, false);
+}
+
+int conn_tls_accept(struct conn *c, void *ctx)
+{
+	SSL *ssl = SSL_new(ctx);
+
+	if (ssl == NULL || SSL_set_fd(ssl, c->fd) != 1) {
+		SSL_free(ssl);
+		tls_log_errors("TLS accept");
+		return -1;
+	}
+	SSL_set_accept_state(ssl);
+	c->tls = ssl;
+	c->tls_sniff = true;
+	return 0;
+}
+
+int conn_tls_connect(struct conn *c, void *ctx, const char *host, bool verify)
+{
+	SSL *ssl = SSL_new(ctx);
+
+	if (ssl == NULL || SSL_set_fd(ssl, c->fd) != 1)
+		goto fail;
+	if (host != NULL && host[0] != '\0') {
+		bool is_ip = strspn(host, "0123456789.:") == strlen(host);
+		if (!is_ip && SSL_set_tlsext_host_name(ssl, host) != 1)
+			goto fail;
+		if (verify) {
+			if (is_ip) {
+				X509_VERIFY_PARAM *p = SSL_get0_param(ssl);
+				if (X509_VERIFY_PARAM_set1_ip_asc(p, host) != 1)
+					goto fail;
+			} else if (SSL_set1_host(ssl, host) != 1) {
+				goto fail;
+			}
+		}
+	}
+	SSL_set_connect_state(ssl);
+	c->tls = ssl;
+	return 0;
+fail:
+	SSL_free(ssl);
+	tls_log_errors("TLS connect");
+	return -1;
 }
 
 void conn_close(struct conn *c)
 {
+	if (c->tls != NULL) {
+		SSL *ssl = c->tls;
+		if (SSL_is_init_finished(ssl))
+			(void)SSL_shutdown(ssl); /* one close_notify, no waiting for the peer's */
+		SSL_free(ssl);
+		ERR_clear_error();
+		c->tls = NULL;
+	}
 	if (c->ev != NULL) {
 		event_free(c->ev);
 		c->ev = NULL;

@@ -38,12 +38,12 @@
 #define HTTPD_MAX_HEADERS 64
 #define HTTPD_MAX_REQUEST_LINE 8192
 #define RBUF_MIN 4096
-#define RBUF_KEEP 16384           /* an idle connection keeps a read buffer up to this size */
-#define WBUF_KEEP 65536           /* ... and a write buffer up to this size */
-#define WBUF_HIGH (256 * 1024)    /* stop taking requests while this much output is unsent */
-#define LINGER_MS 2000            /* after an error reply: how long to drain the peer's bytes */
+#define RBUF_KEEP 16384		   /* an idle connection keeps a read buffer up to this size */
+#define WBUF_KEEP 65536		   /* ... and a write buffer up to this size */
+#define WBUF_HIGH (256 * 1024)	   /* stop taking requests while this much output is unsent */
+#define LINGER_MS 2000		   /* after an error reply: how long to drain the peer's bytes */
 #define LINGER_BYTES (1024 * 1024) /* ... and how many at most */
-#define ACCEPT_PAUSE_MS 100       /* out of descriptors: stop accepting this long */
+#define ACCEPT_PAUSE_MS 100	   /* out of descriptors: stop accepting this long */
 
 #define DEFAULT_MAX_BODY (1024 * 1024)
 #define DEFAULT_MAX_HEADER_BYTES 16384
@@ -61,8 +61,8 @@ struct httpd_conn;
 
 struct httpd_req {
 	struct httpd_conn *conn; /* (ref) the connection this request arrived on */
-	const char *buf;         /* (ref) the request's first byte inside conn->rbuf */
-	char *xhdr;              /* extra response header lines, each ending in CRLF */
+	const char *buf;	 /* (ref) the request's first byte inside conn->rbuf */
+	char *xhdr;		 /* extra response header lines, each ending in CRLF */
 	size_t xhdr_len;
 	size_t xhdr_cap;
 };
@@ -74,11 +74,11 @@ struct httpd_conn {
 	struct event *ev;
 	struct event *timer; /* idle/slow timeout, linger timeout */
 	enum conn_state state;
-	bool readable;     /* no EAGAIN seen since the last EV_READ */
-	bool writable;     /* no EAGAIN seen since the last EV_WRITE */
-	bool peer_eof;     /* the peer shut its write side */
-	bool running;      /* conn_run() is on the stack: httpd_respond() must not re-enter */
-	bool keep_alive;   /* the current request allows another one after it */
+	bool readable;	 /* no EAGAIN seen since the last EV_READ */
+	bool writable;	 /* no EAGAIN seen since the last EV_WRITE */
+	bool peer_eof;	 /* the peer shut its write side */
+	bool running;	 /* conn_run() is on the stack: httpd_respond() must not re-enter */
+	bool keep_alive; /* the current request allows another one after it */
 	size_t linger_left;
 
 	char *rbuf; /* [rpos, rlen) holds unprocessed request bytes */
@@ -95,7 +95,7 @@ struct httpd_conn {
 
 struct httpd {
 	struct event_base *base; /* (ref) */
-	int fd;                  /* the listening socket */
+	int fd;			 /* the listening socket */
 	struct event *accept_ev;
 	struct event *pause_ev; /* resumes accepting after EMFILE/ENFILE */
 	struct httpd_opts opts;
@@ -104,55 +104,62 @@ struct httpd {
 	httpd_handler_cb cb;
 	void *arg;
 	struct httpd_conn *conns; /* every connection, including closed ones awaiting a response */
-	time_t date_sec;          /* second that date[] was formatted for */
+	time_t date_sec;	  /* second that date[] was formatted for */
 	char date[40];
 };
 
 static void conn_run(struct httpd_conn *c);
 static void conn_close(struct httpd_conn *c);
 
+static const struct {
+	int status;
+	const char *reason;
+} reasons[] = {
+    {100, "Continue"},
+    {101, "Switching Protocols"},
+    {200, "OK"},
+    {201, "Created"},
+    {202, "Accepted"},
+    {204, "No Content"},
+    {206, "Partial Content"},
+    {301, "Moved Permanently"},
+    {302, "Found"},
+    {303, "See Other"},
+    {304, "Not Modified"},
+    {307, "Temporary Redirect"},
+    {308, "Permanent Redirect"},
+    {400, "Bad Request"},
+    {401, "Unauthorized"},
+    {403, "Forbidden"},
+    {404, "Not Found"},
+    {405, "Method Not Allowed"},
+    {406, "Not Acceptable"},
+    {408, "Request Timeout"},
+    {409, "Conflict"},
+    {410, "Gone"},
+    {411, "Length Required"},
+    {412, "Precondition Failed"},
+    {413, "Payload Too Large"},
+    {414, "URI Too Long"},
+    {415, "Unsupported Media Type"},
+    {417, "Expectation Failed"},
+    {422, "Unprocessable Content"},
+    {429, "Too Many Requests"},
+    {431, "Request Header Fields Too Large"},
+    {500, "Internal Server Error"},
+    {501, "Not Implemented"},
+    {502, "Bad Gateway"},
+    {503, "Service Unavailable"},
+    {504, "Gateway Timeout"},
+    {505, "HTTP Version Not Supported"},
+};
+
 const char *httpd_reason(int status)
 {
-	switch (status) {
-	case 100: return "Continue";
-	case 101: return "Switching Protocols";
-	case 200: return "OK";
-	case 201: return "Created";
-	case 202: return "Accepted";
-	case 204: return "No Content";
-	case 206: return "Partial Content";
-	case 301: return "Moved Permanently";
-	case 302: return "Found";
-	case 303: return "See Other";
-	case 304: return "Not Modified";
-	case 307: return "Temporary Redirect";
-	case 308: return "Permanent Redirect";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 406: return "Not Acceptable";
-	case 408: return "Request Timeout";
-	case 409: return "Conflict";
-	case 410: return "Gone";
-	case 411: return "Length Required";
-	case 412: return "Precondition Failed";
-	case 413: return "Payload Too Large";
-	case 414: return "URI Too Long";
-	case 415: return "Unsupported Media Type";
-	case 417: return "Expectation Failed";
-	case 422: return "Unprocessable Content";
-	case 429: return "Too Many Requests";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 501: return "Not Implemented";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	case 505: return "HTTP Version Not Supported";
-	default: return "Unknown";
-	}
+	for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+		if (reasons[i].status == status)
+			return reasons[i].reason;
+	return "Unknown";
 }
 
 /* The Date header's value for the current second, formatted once per second. */
@@ -170,9 +177,9 @@ static const char *httpd_date(struct httpd *h)
 	if (tv.tv_sec == h->date_sec && h->date[0] != '\0')
 		return h->date;
 	gmtime_r(&tv.tv_sec, &tm);
-	snprintf(h->date, sizeof(h->date), "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday % 7],
-		 tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
-		 tm.tm_sec);
+	snprintf(h->date, sizeof(h->date), "%s, %02d %s %04d %02d:%02d:%02d GMT",
+		 days[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900,
+		 tm.tm_hour, tm.tm_min, tm.tm_sec);
 	h->date_sec = tv.tv_sec;
 	return h->date;
 }
@@ -509,8 +516,9 @@ static bool conn_drive(struct httpd_conn *c)
 		case CS_CLOSING:
 			if (c->woff < c->wlen)
 				return true;
-			/* Shut the write side and drain the peer before closing, so that a peer still
-			 * sending does not get a reset that destroys the response in flight. */
+			/* Shut the write side and drain the peer before closing, so that a peer
+			 * still sending does not get a reset that destroys the response in flight.
+			 */
 			shutdown(c->fd, SHUT_WR);
 			c->state = CS_LINGER;
 			c->linger_left = LINGER_BYTES;
@@ -534,13 +542,14 @@ static bool conn_drive(struct httpd_conn *c)
 			continue;
 		if (c->readable) {
 			/* Buffer full at its bound, yet the parser wants more: cannot happen with a
-			 * correct parser (a head over max_header_bytes is TOO_LARGE); answer anyway. */
+			 * correct parser (a head over max_header_bytes is TOO_LARGE); answer
+			 * anyway. */
 			conn_error(c, 431, NULL);
 			continue;
 		}
 		if (c->peer_eof) {
-			/* A half-closed peer with no complete request left: finish writing, then go.
-			 * A partial request is dropped without an answer. */
+			/* A half-closed peer with no complete request left: finish writing, then
+			 * go. A partial request is dropped without an answer. */
 			if (c->rlen > c->rpos || c->woff == c->wlen)
 				return false;
 			c->state = CS_CLOSING;

@@ -10,6 +10,7 @@
 #include "power.h"
 #include "report.h"
 #include "server.h"
+#include "tls.h"
 
 #define ABGATE_VERSION "0.1.0"
 
@@ -37,6 +38,11 @@ static int check_main(int argc, char **argv)
 	}
 	if (conf_load(path, &c, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	if (tls_prepare_conf(c, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		conf_free(c);
 		return 1;
 	}
 	printf("%s: ok (%zu backend(s), %zu experiment(s))\n", path, c->nbackends, c->nexperiments);

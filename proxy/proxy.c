@@ -689,7 +689,7 @@ static bool connect_upstream(struct session *s)
 		const struct conf_server *srv = &be->servers[w->rr[first]++ % be->nservers];
 		s->tries++;
 		s->server = srv->id;
-		s->u = upstream_acquire(w->pools, srv->id, s, &s->u_reused);
+		s->u = upstream_acquire(w->pools, srv->id, be->tls_ctx, be->verify, s, &s->u_reused);
 		if (s->u != NULL) {
 			s->u->uses++;
 			s->t_upstream = now_us(w);
@@ -999,13 +999,10 @@ static bool write_upstream(struct session *s)
 	}
 	if (n == 0)
 		return false;
-	size_t total = iov[0].iov_len + (n > 1 ? iov[1].iov_len : 0);
 	ssize_t w = conn_writev(&u->c, iov, n);
 	if (w < 0) {
-		if (errno == EAGAIN) {
-			u->c.writable = false;
+		if (errno == EAGAIN)
 			return false;
-		}
 		s->upstream_err = errno;
 		s->upstream_eof = true;
 		return true;
@@ -1020,8 +1017,6 @@ static bool write_upstream(struct session *s)
 		buf_consume(&s->in, (uint32_t)left);
 		s->req_framed -= (uint32_t)left;
 	}
-	if ((size_t)w < total)
-		u->c.writable = false;
 	return true;
 }
 
@@ -1039,16 +1034,12 @@ static bool read_upstream(struct session *s)
 	ssize_t n = conn_read(&u->c, s->uin.p + s->uin.end, room);
 	if (n > 0) {
 		s->uin.end += (uint32_t)n;
-		if ((uint32_t)n < room)
-			u->c.readable = false;
 		s->got_any = true;
 		s->t_upstream = now_us(s->w);
 		return true;
 	}
-	if (n < 0 && errno == EAGAIN) {
-		u->c.readable = false;
+	if (n < 0 && errno == EAGAIN)
 		return false;
-	}
 	s->upstream_err = n < 0 ? errno : 0;
 	s->upstream_eof = true;
 	u->c.readable = false;
@@ -1203,14 +1194,18 @@ static bool read_client(struct session *s)
 	ssize_t n = conn_read(&s->c, s->in.p + s->in.end, room);
 	if (n > 0) {
 		s->in.end += (uint32_t)n;
-		if ((uint32_t)n < room)
-			s->c.readable = false;
 		s->t_client = now_us(s->w);
 		return true;
 	}
-	if (n < 0 && errno == EAGAIN) {
-		s->c.readable = false;
+	if (n < 0 && errno == EAGAIN)
 		return false;
+	if (n < 0 && errno == EPROTONOSUPPORT) {
+		/* plain HTTP on a TLS listener: say so in plain HTTP, then close */
+		static const char msg[] = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n"
+					  "Content-Length: 38\r\nConnection: close\r\n\r\n"
+					  "plain HTTP request sent to a TLS port\n";
+		ssize_t w = write(s->c.fd, msg, sizeof(msg) - 1);
+		(void)w;
 	}
 	s->client_eof = true;
 	s->c.readable = false;
@@ -1234,13 +1229,10 @@ static bool write_client(struct session *s)
 	}
 	if (n == 0)
 		return false;
-	size_t total = iov[0].iov_len + (n > 1 ? iov[1].iov_len : 0);
 	ssize_t w = conn_writev(&s->c, iov, n);
 	if (w < 0) {
-		if (errno == EAGAIN) {
-			s->c.writable = false;
+		if (errno == EAGAIN)
 			return false;
-		}
 		/* the client is gone: nothing more can be delivered */
 		s->aborted = true;
 		s->close_after = true;
@@ -1260,8 +1252,6 @@ static bool write_client(struct session *s)
 		buf_consume(&s->uin, (uint32_t)left);
 		s->resp_framed -= (uint32_t)left;
 	}
-	if ((size_t)w < total)
-		s->c.writable = false;
 	return true;
 }
 
@@ -1350,10 +1340,7 @@ static void client_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct session *s = arg;
 
-	if (what & EV_READ)
-		s->c.readable = true;
-	if (what & EV_WRITE)
-		s->c.writable = true;
+	conn_event(&s->c, what);
 	session_run(s);
 }
 
@@ -1397,8 +1384,12 @@ static void session_free(struct session *s)
 
 /* ---- accepting ------------------------------------------------------------------------------ */
 
-void proxy_accept(struct worker *w, int lfd)
+void proxy_accept(struct worker *w, const struct worker_listener *l)
 {
+	int lfd = l->fd;
+	const struct conf *c = w->cur->conf;
+	void *tls = l->index < c->nlistens ? c->listens[l->index].tls_ctx : NULL;
+
 	for (;;) {
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
@@ -1422,7 +1413,12 @@ void proxy_accept(struct worker *w, int lfd)
 		s->server = -1;
 		s->ip_len = (uint8_t)net_addr_str((struct sockaddr *)&ss, s->ip, sizeof(s->ip));
 		s->t_client = s->t_head = now_us(w);
+		s->c.name = s->ip;
 		s->c.ev = event_new(w->base, fd, EV_READ | EV_WRITE | EV_PERSIST | EV_ET, client_cb, s);
+		if (tls != NULL && conn_tls_accept(&s->c, tls) < 0) {
+			session_free(s);
+			continue;
+		}
 		s->timer = evtimer_new(w->base, timer_cb, s);
 		s->next = w->sessions;
 		if (w->sessions != NULL)

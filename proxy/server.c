@@ -25,6 +25,7 @@
 #include "net.h"
 #include "outlog.h"
 #include "server.h"
+#include "tls.h"
 #include "upstream.h"
 #include "worker.h"
 
@@ -134,10 +135,11 @@ static bool same_listeners(const struct conf *a, const struct conf *b)
 
 int server_reload(char *err, size_t errlen)
 {
-	struct conf *n;
+	struct conf *n = NULL;
 	uint64_t seq;
 
-	if (conf_load(srv.conf_path, &n, err, errlen) < 0) {
+	if (conf_load(srv.conf_path, &n, err, errlen) < 0 || tls_prepare_conf(n, err, errlen) < 0) {
+		conf_free(n);
 		srv.reloads_failed++;
 		log_error("reload failed, the running configuration stays: %s", err);
 		return -1;
@@ -306,6 +308,11 @@ int server_main(int argc, char **argv)
 	struct conf *c;
 	if (conf_load(srv.conf_path, &c, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	if (tls_prepare_conf(c, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		conf_free(c);
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);

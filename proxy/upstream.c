@@ -18,6 +18,7 @@
 
 struct server {
 	char *name; /* "host:port" as written */
+	char *host; /* the host part, for SNI and certificate checks */
 	size_t name_len;
 	struct sockaddr_storage ss;
 	socklen_t sslen;
@@ -63,6 +64,18 @@ static int register_server(const struct conf_server *cs)
 		return -1;
 	}
 	s->name_len = strlen(s->name);
+	const char *colon = strrchr(s->name, ':');
+	size_t hl = colon ? (size_t)(colon - s->name) : s->name_len;
+	if (hl >= 2 && s->name[0] == '[') {
+		s->host = strndup(s->name + 1, hl - 2);
+	} else {
+		s->host = strndup(s->name, hl);
+	}
+	if (s->host == NULL) {
+		free(s->name);
+		free(s);
+		return -1;
+	}
 	s->ss = cs->addr.ss;
 	s->sslen = cs->addr.sslen;
 	s->tls = cs->tls;
@@ -172,10 +185,7 @@ static void upconn_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct upconn *u = arg;
 
-	if (what & EV_READ)
-		u->c.readable = true;
-	if (what & EV_WRITE)
-		u->c.writable = true;
+	conn_event(&u->c, what);
 	if (u->owner != NULL)
 		u->pools->cb(u->owner, what);
 	else
@@ -196,7 +206,8 @@ static int grow(struct upstream_pools *p, int server)
 	return 0;
 }
 
-struct upconn *upstream_acquire(struct upstream_pools *p, int server, void *owner, bool *reused)
+struct upconn *upstream_acquire(struct upstream_pools *p, int server, void *tls_ctx, bool verify,
+			       void *owner, bool *reused)
 {
 	struct upconn *u;
 	bool in_progress;
@@ -229,7 +240,13 @@ struct upconn *upstream_acquire(struct upstream_pools *p, int server, void *owne
 	u->owner = owner;
 	u->connecting = in_progress;
 	u->c.writable = !in_progress;
+	u->c.name = s->name;
 	u->c.ev = event_new(p->base, fd, EV_READ | EV_WRITE | EV_PERSIST | EV_ET, upconn_cb, u);
+	if (s->tls && (tls_ctx == NULL || conn_tls_connect(&u->c, tls_ctx, s->host, verify) < 0)) {
+		upconn_free(u);
+		errno = EPROTO;
+		return NULL;
+	}
 	if (u->c.ev == NULL || event_add(u->c.ev, NULL) < 0) {
 		upconn_free(u);
 		errno = ENOMEM;

@@ -112,7 +112,7 @@ static void listener_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker_listener *l = arg;
 
-	proxy_accept(l->w, l->fd);
+	proxy_accept(l->w, l);
 }
 
 static void close_listeners(struct worker *w)
@@ -146,7 +146,7 @@ static void accept_resume(struct worker *w)
 		if (w->listeners[i].ev == NULL)
 			continue;
 		event_add(w->listeners[i].ev, NULL);
-		proxy_accept(w, w->listeners[i].fd); /* the backlog gives no new edge */
+		proxy_accept(w, &w->listeners[i]); /* the backlog gives no new edge */
 	}
 }
 
@@ -233,6 +233,7 @@ struct worker *worker_new(int id, struct conf *conf, struct outlog *ol)
 		struct worker_listener *l = &w->listeners[i];
 		const struct conf_addr *a = &conf->listens[i].addr;
 		l->w = w;
+		l->index = i;
 		l->fd = net_listen((const struct sockaddr *)&a->ss, a->sslen, true, 4096);
 		if (l->fd < 0) {
 			log_warn("listen on %s", a->text);
