@@ -39,6 +39,9 @@ struct server_stats {
 };
 void server_stats_get(struct server_stats *st);
 
+/* The admin bearer token in force (NULL: none required). Main thread. */
+const char *server_admin_token(void);
+
 /* True while the proxy accepts traffic (false once draining). */
 bool server_ready(void);
 

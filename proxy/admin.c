@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/time.h>
 #include <time.h>
 
@@ -422,6 +423,31 @@ static void handle_metrics(struct httpd_req *req)
 	free(out);
 }
 
+/* ---- authentication ----------------------------------------------------------------------- */
+
+/* Compares in time that depends only on the lengths, not on where the bytes differ. */
+static bool same_secret(const char *a, size_t alen, const char *b, size_t blen)
+{
+	unsigned char diff = alen != blen;
+
+	for (size_t i = 0; i < alen; i++)
+		diff |= (unsigned char)(a[i] ^ b[i % (blen ? blen : 1)]);
+	return diff == 0 && blen > 0;
+}
+
+static bool authorized(const struct httpd_req *req)
+{
+	const char *token = server_admin_token();
+	size_t len;
+
+	if (token == NULL)
+		return true;
+	const char *h = httpd_req_header(req, "authorization", &len);
+	if (h == NULL || len < 7 || strncasecmp(h, "Bearer ", 7) != 0)
+		return false;
+	return same_secret(h + 7, len - 7, token, strlen(token));
+}
+
 /* ---- dispatch --------------------------------------------------------------------------------- */
 
 void admin_handle(struct httpd_req *req, void *arg)
@@ -431,6 +457,10 @@ void admin_handle(struct httpd_req *req, void *arg)
 	size_t plen;
 	const char *path = httpd_req_path(req, &plen);
 
+	if (!authorized(req)) {
+		httpd_add_header(req, "WWW-Authenticate: Bearer realm=\"abgate admin\"");
+		return respond_error(req, 401, "missing or wrong bearer token");
+	}
 	if (path_is(req, "/healthz")) {
 		if (!get)
 			return respond_error(req, 405, "use GET");

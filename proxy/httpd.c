@@ -789,6 +789,7 @@ void httpd_respond(struct httpd_req *req, int status, const char *content_type, 
 	}
 	if (c->fd < 0) {
 		/* The client went away while the handler worked: drop the answer, free the rest. */
+		log_debug("httpd: %s: client gone, answer dropped", c->peer);
 		c->state = CS_CLOSING;
 		conn_close(c);
 		return;

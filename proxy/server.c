@@ -45,6 +45,7 @@ static struct {
 	struct event *drain_timer;
 	bool draining;
 	uint64_t reloads_ok, reloads_failed;
+	char *admin_token;
 } srv;
 
 struct conf *server_conf_acquire(uint64_t *seq)
@@ -81,6 +82,50 @@ void server_stats_get(struct server_stats *st)
 		st->active += STAT_GET(w->stats.active);
 		st->log_dropped += STAT_GET(w->stats.log_dropped);
 	}
+}
+
+const char *server_admin_token(void)
+{
+	return srv.admin_token;
+}
+
+/*
+ * Reads the admin token of c into *token (NULL without token_file). Returns 0, or -1 with the
+ * reason in err. A file that others may read is accepted with a warning.
+ */
+static int load_token(const struct conf *c, char **token, char *err, size_t errlen)
+{
+	char buf[4097];
+	struct stat st;
+
+	*token = NULL;
+	if (c->admin_token_file == NULL)
+		return 0;
+	FILE *f = fopen(c->admin_token_file, "r");
+	if (f == NULL) {
+		snprintf(err, errlen, "%s: admin.token_file %s: %s", c->path, c->admin_token_file,
+			 strerror(errno));
+		return -1;
+	}
+	if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077) != 0)
+		log_warnx("admin.token_file %s can be read by other users (mode %03o): chmod 600 it",
+			  c->admin_token_file, (unsigned)(st.st_mode & 0777));
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' ||
+			 buf[n - 1] == '\t'))
+		buf[--n] = '\0';
+	if (n == 0 || n == sizeof(buf) - 1 || strcspn(buf, " \t\r\n") != n) {
+		snprintf(err, errlen, "%s: admin.token_file %s: must hold one token of 1 to 4096 "
+				      "non-blank characters", c->path, c->admin_token_file);
+		return -1;
+	}
+	if ((*token = strdup(buf)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
 }
 
 bool server_ready(void)
@@ -152,6 +197,15 @@ int server_reload(char *err, size_t errlen)
 		log_error("reload failed: %s", err);
 		return -1;
 	}
+	char *token;
+	if (load_token(n, &token, err, errlen) < 0) {
+		conf_free(n);
+		srv.reloads_failed++;
+		log_error("reload failed, the running configuration stays: %s", err);
+		return -1;
+	}
+	free(srv.admin_token);
+	srv.admin_token = token;
 	struct conf *old = server_conf_acquire(&seq);
 	n->generation = old->generation + 1;
 	if (!same_listeners(old, n))
@@ -310,7 +364,8 @@ int server_main(int argc, char **argv)
 		fprintf(stderr, "%s\n", err);
 		return 1;
 	}
-	if (tls_prepare_conf(c, err, sizeof(err)) < 0) {
+	if (tls_prepare_conf(c, err, sizeof(err)) < 0 ||
+	    load_token(c, &srv.admin_token, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s\n", err);
 		conf_free(c);
 		return 1;
@@ -395,6 +450,8 @@ out:
 	httpd_free(srv.admin);
 	live_shard_free(srv.live);
 	outlog_close(srv.outlog);
+	free(srv.admin_token);
+	srv.admin_token = NULL;
 	if (srv.base != NULL)
 		event_base_free(srv.base);
 	pthread_mutex_lock(&current_lock);
