@@ -82,6 +82,7 @@ struct worker {
 	uint32_t *rr;         /* round-robin counters by the backend's first server id */
 	int nrr;
 	struct outlog_buf *olb; /* NULL without an outcome log */
+	struct outlog_buf *alb; /* NULL without an access log */
 	struct live_shard *live; /* this thread's live statistics */
 	struct buf_pool bufs;
 
@@ -103,7 +104,7 @@ struct worker {
 /* Creates worker id with its own event base and listeners for every listen address of conf.
  * The listeners use SO_REUSEPORT so every worker binds the same addresses. Returns NULL (and
  * logs why) on failure. */
-struct worker *worker_new(int id, struct conf *conf, struct outlog *ol);
+struct worker *worker_new(int id, struct conf *conf, struct outlog *ol, struct outlog *access);
 /* Starts the worker's thread. */
 int worker_start(struct worker *w);
 /* Asks the worker to stop accepting and exit once its sessions are done (or at once if

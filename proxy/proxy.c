@@ -46,6 +46,8 @@
 #define RID_MAX 72
 /* a record's fixed part plus its strings escaped at worst (6 bytes per byte) */
 #define RECORD_MAX (2048 + 6 * (UNIT_MAX + RID_MAX))
+#define ACCESS_TARGET_MAX 512
+#define ACCESS_MAX (1024 + 6 * (ACCESS_TARGET_MAX + RID_MAX))
 
 enum state {
 	ST_HEAD,  /* waiting for (the rest of) a request head; idle when `in` is empty */
@@ -120,6 +122,9 @@ struct session {
 	char rid[RID_MAX];
 	uint8_t rid_len;
 	bool rid_generated;
+	char target[ACCESS_TARGET_MAX]; /* method and target for the access log */
+	uint16_t target_len;
+	uint8_t method_len;
 };
 
 static void session_run(struct session *s);
@@ -186,6 +191,20 @@ static inline char *put(char *o, const void *src, size_t n)
 	return o + n;
 }
 #define PUTS(o, lit) put((o), (lit), sizeof(lit) - 1)
+
+static char *put_u64(char *o, uint64_t v)
+{
+	char tmp[24];
+	int n = 0;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	while (n > 0)
+		*o++ = tmp[--n];
+	return o;
+}
 
 static const struct conf *sconf(const struct session *s)
 {
@@ -286,6 +305,62 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 	session_run(s);
 }
 
+/* ---- access log -------------------------------------------------------------------------- */
+
+static char *put_json(char *o, char *end, const char *str, size_t len)
+{
+	if (str == NULL)
+		return put(o, "null", 4);
+	return o + outlog_json_str(o, (size_t)(end - o), str, len);
+}
+
+/* One JSON line per request: who asked what, what came back, how long it took. */
+static void record_access(struct session *s, double latency_ms)
+{
+	struct worker *w = s->w;
+	char *dst = outlog_reserve(w->alb, ACCESS_MAX);
+	struct timeval tv = {.tv_sec = (time_t)(s->t_start / 1000000u),
+			     .tv_usec = (suseconds_t)(s->t_start % 1000000u)};
+
+	if (dst == NULL)
+		return;
+	char *o = dst, *end = dst + ACCESS_MAX;
+	o = PUTS(o, "{\"ts\":\"");
+	o += outlog_format_ts(o, (size_t)(end - o), &tv);
+	o = PUTS(o, "\",\"client\":");
+	o = put_json(o, end, s->ip, s->ip_len);
+	o = PUTS(o, ",\"method\":");
+	o = put_json(o, end, s->target, s->method_len);
+	o = PUTS(o, ",\"target\":");
+	o = put_json(o, end, s->target + s->method_len, s->target_len - s->method_len);
+	o = PUTS(o, ",\"status\":");
+	o = put_u64(o, (uint64_t)s->status);
+	o = PUTS(o, ",\"latency_ms\":");
+	uint64_t us = (uint64_t)(latency_ms * 1000.0 + 0.5);
+	o = put_u64(o, us / 1000);
+	*o++ = '.';
+	*o++ = (char)('0' + us / 100 % 10);
+	*o++ = (char)('0' + us / 10 % 10);
+	*o++ = (char)('0' + us % 10);
+	o = PUTS(o, ",\"bytes_in\":");
+	o = put_u64(o, s->bytes_in);
+	o = PUTS(o, ",\"bytes_out\":");
+	o = put_u64(o, s->bytes_out);
+	o = PUTS(o, ",\"exp\":");
+	o = put_json(o, end, s->exp ? s->exp->name : NULL, s->exp ? strlen(s->exp->name) : 0);
+	o = PUTS(o, ",\"variant\":");
+	o = put_json(o, end, s->variant ? s->variant->name : NULL,
+		     s->variant ? strlen(s->variant->name) : 0);
+	o = PUTS(o, ",\"rid\":");
+	o = put_json(o, end, s->rid, s->rid_len);
+	o = PUTS(o, ",\"upstream\":");
+	size_t ul = 0;
+	const char *up = s->server >= 0 ? upstream_server_name(s->server, &ul) : NULL;
+	o = put_json(o, end, up, ul);
+	o = PUTS(o, "}\n");
+	outlog_commit(w->alb, (size_t)(o - dst));
+}
+
 /* ---- request records ----------------------------------------------------------------------- */
 
 static void record_request(struct session *s, uint64_t now)
@@ -295,6 +370,8 @@ static void record_request(struct session *s, uint64_t now)
 	double latency_ms = (double)(now - s->t_start) / 1000.0;
 
 	STAT_ADD(w->stats.requests, 1);
+	if (w->alb != NULL)
+		record_access(s, latency_ms);
 	live_request(w->live, s->exp, s->variant, s->status, latency_ms, (double)s->t_start / 1e6,
 		     s->unit_hash, s->forced || s->unit_hash == 0);
 	if (s->exp == NULL)
@@ -360,20 +437,6 @@ static void end_request(struct session *s, bool upstream_reusable)
 }
 
 /* ---- local responses ------------------------------------------------------------------------ */
-
-static char *put_u64(char *o, uint64_t v)
-{
-	char tmp[24];
-	int n = 0;
-
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v != 0);
-	while (n > 0)
-		*o++ = tmp[--n];
-	return o;
-}
 
 static char *put_abgate_headers(struct session *s, char *o)
 {
@@ -738,6 +801,15 @@ static void start_request(struct session *s)
 	s->resp_framed = 0;
 	s->uin_scan = 0;
 	take_request_id(s, m, buf);
+	if (w->alb != NULL) {
+		size_t ml = m->method_s.len < 16 ? m->method_s.len : 16;
+		size_t tl = m->target.len < ACCESS_TARGET_MAX - ml ? m->target.len
+								 : ACCESS_TARGET_MAX - ml;
+		memcpy(s->target, buf + m->method_s.off, ml);
+		memcpy(s->target + ml, buf + m->target.off, tl);
+		s->method_len = (uint8_t)ml;
+		s->target_len = (uint16_t)(ml + tl);
+	}
 
 	const struct conf_experiment *e = router_match(c, m, buf);
 	if (e != NULL) {

@@ -40,6 +40,7 @@ static struct {
 	struct worker **workers;
 	uint32_t nworkers;
 	struct outlog *outlog;
+	struct outlog *access;
 	struct live_shard *live;
 	struct httpd *admin;
 	struct event *drain_timer;
@@ -213,8 +214,10 @@ int server_reload(char *err, size_t errlen)
 	if (old->workers != n->workers)
 		log_warnx("reload: the number of workers changes only with a restart");
 	if ((old->log_outcomes == NULL) != (n->log_outcomes == NULL) ||
-	    (old->log_outcomes && strcmp(old->log_outcomes, n->log_outcomes) != 0))
-		log_warnx("reload: the outcome log path changes only with a restart");
+	    (old->log_outcomes && strcmp(old->log_outcomes, n->log_outcomes) != 0) ||
+	    (old->log_access == NULL) != (n->log_access == NULL) ||
+	    (old->log_access && strcmp(old->log_access, n->log_access) != 0))
+		log_warnx("reload: log file paths change only with a restart");
 	conf_unref(old);
 	publish(n);
 	log_config_records(n);
@@ -257,6 +260,8 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 			log_warn("reopen error log");
 		if (srv.outlog != NULL)
 			outlog_reopen(srv.outlog);
+		if (srv.access != NULL)
+			outlog_reopen(srv.access);
 		log_info("log files reopened");
 		break;
 	case SIGTERM:
@@ -392,6 +397,15 @@ int server_main(int argc, char **argv)
 			goto out;
 		}
 	}
+	if (c->log_access != NULL) {
+		make_parent_dir(c->log_access);
+		if ((srv.access = outlog_open(c->log_access, c->log_fsync_ms, 0)) == NULL) {
+			fprintf(stderr, "abgate serve: cannot open access log %s: %s\n",
+				c->log_access, strerror(errno));
+			rc = 1;
+			goto out;
+		}
+	}
 	log_config_records(c);
 	if ((srv.base = event_base_new()) == NULL || (srv.live = live_shard_new()) == NULL)
 		goto out;
@@ -399,7 +413,7 @@ int server_main(int argc, char **argv)
 	if ((srv.workers = calloc(srv.nworkers, sizeof(*srv.workers))) == NULL)
 		goto out;
 	for (uint32_t i = 0; i < srv.nworkers; i++) {
-		if ((srv.workers[i] = worker_new((int)i, c, srv.outlog)) == NULL) {
+		if ((srv.workers[i] = worker_new((int)i, c, srv.outlog, srv.access)) == NULL) {
 			fprintf(stderr, "abgate serve: cannot start worker %u (see the error log)\n", i);
 			goto out;
 		}
@@ -450,6 +464,7 @@ out:
 	httpd_free(srv.admin);
 	live_shard_free(srv.live);
 	outlog_close(srv.outlog);
+	outlog_close(srv.access);
 	free(srv.admin_token);
 	srv.admin_token = NULL;
 	if (srv.base != NULL)

@@ -156,6 +156,8 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 
 	if (w->olb != NULL)
 		outlog_flush(w->olb);
+	if (w->alb != NULL)
+		outlog_flush(w->alb);
 	live_publish(w->live);
 	if (w->accept_paused && !w->draining &&
 	    STAT_GET(w->stats.sessions) < w->cur->conf->limits.max_connections) {
@@ -187,7 +189,7 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-struct worker *worker_new(int id, struct conf *conf, struct outlog *ol)
+struct worker *worker_new(int id, struct conf *conf, struct outlog *ol, struct outlog *access)
 {
 	struct worker *w = calloc(1, sizeof(*w));
 	uint64_t seq;
@@ -221,6 +223,8 @@ struct worker *worker_new(int id, struct conf *conf, struct outlog *ol)
 	if (w->pools == NULL)
 		goto fail;
 	if (ol != NULL && (w->olb = outlog_buf_new(ol, 0)) == NULL)
+		goto fail;
+	if (access != NULL && (w->alb = outlog_buf_new(access, 0)) == NULL)
 		goto fail;
 	if ((w->live = live_shard_new()) == NULL)
 		goto fail;
@@ -266,6 +270,8 @@ static void *worker_main(void *arg)
 	proxy_close_all(w);
 	if (w->olb != NULL)
 		outlog_flush(w->olb);
+	if (w->alb != NULL)
+		outlog_flush(w->alb);
 	live_publish(w->live);
 	atomic_store(&w->stopped, true);
 	return NULL;
@@ -307,6 +313,7 @@ void worker_free(struct worker *w)
 	if (w->wake_fd >= 0)
 		close(w->wake_fd);
 	outlog_buf_free(w->olb);
+	outlog_buf_free(w->alb);
 	live_shard_free(w->live);
 	upstream_pools_free(w->pools);
 	free(w->rr);
