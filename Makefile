@@ -68,11 +68,46 @@ asan:
 		LDFLAGS="-fsanitize=address,undefined" build/asan/abgate \
 		$(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 
+bench: $(B)/abgate
+	@bash scripts/deps.sh bench
+	@/usr/bin/python3 scripts/bench $(BENCH_ARGS)
+
 install: $(B)/abgate
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(B)/abgate $(DESTDIR)$(PREFIX)/bin/abgate
 
 clean:
 	rm -rf build
+
+# libFuzzer drivers, one per parser (tests/fuzz/fuzz_*.c). `make fuzz` builds build/fuzz/<name>
+# against the library compiled for fuzzing; `make fuzz-smoke` runs each one over a scratch copy
+# of its seed corpus (tests/fuzz/corpus/<name>) for FUZZ_TIME seconds and fails on any crash.
+FUZZ_DIR     := build/fuzz
+FUZZ_CC      ?= clang
+FUZZ_TIME    ?= 10
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS  := -std=gnu11 -g -O1 -fno-omit-frame-pointer $(filter-out -Werror,$(WARN)) \
+                -D_GNU_SOURCE -Iinclude $(shell pkg-config --cflags $(PKGS))
+FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN     := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_DIR)/%)
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
+
+.PHONY: fuzz-smoke
+fuzz: $(FUZZ_BIN)
+
+fuzz-smoke: fuzz
+	@bash tests/fuzz/run.sh $(FUZZ_TIME) $(FUZZ_DIR)
+
+$(FUZZ_DIR)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(FUZZ_SAN) -MMD -MP -c $< -o $@
+
+$(FUZZ_DIR)/libabgate.a: $(FUZZ_LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_DIR)/libabgate.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Itests/fuzz -fsanitize=fuzzer $(FUZZ_SAN) -MMD -MP -MF $@.d \
+		-o $@ $< $(FUZZ_DIR)/libabgate.a $(LDLIBS)
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -94,7 +94,7 @@ struct conf_decision {
 	double srm_alpha;      /* default 0.001 */
 	bool sequential;       /* default false */
 	bool on_srm_rollback;  /* on_srm: rollback (default investigate) */
-	double sequential_n;   /* tuning N* of the mixture SPRT (default 10000, see stats) */
+	double sequential_n;   /* tuning N* of the mixture SPRT (default 5000, as GrowthBook) */
 };
 
 struct conf_shadow {

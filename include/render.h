@@ -23,6 +23,7 @@ struct render_meta {
 	const char *const *logs; /* (ref) log paths */
 	size_t nlogs;
 	uint64_t request, outcome, config, shadow, forced, other;
+	uint64_t unrandomised;           /* requests without a unit (fallback: control) */
 	uint64_t skipped; /* malformed or invalid lines in all logs */
 };
 

@@ -1458,7 +1458,7 @@ static int compile_experiment(struct ctx *c, const struct node *m, const struct 
 	e->decision.alpha = 0.05;
 	e->decision.min_samples = 500;
 	e->decision.srm_alpha = 0.001;
-	e->decision.sequential_n = 10000;
+	e->decision.sequential_n = 5000;
 	if (check_keys(c, m, "experiment", keys) < 0)
 		return -1;
 	e->line = m->line;

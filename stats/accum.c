@@ -99,7 +99,8 @@ double accum_hist_value(size_t i)
 {
 	if (i == ACCUM_HIST_HALF)
 		return 0.0;
-	long pos = i > ACCUM_HIST_HALF ? (long)i - ACCUM_HIST_HALF - 1 : ACCUM_HIST_HALF - 1 - (long)i;
+	long pos =
+	    i > ACCUM_HIST_HALF ? (long)i - ACCUM_HIST_HALF - 1 : ACCUM_HIST_HALF - 1 - (long)i;
 	long k = pos / ACCUM_HIST_SUB, sub = pos % ACCUM_HIST_SUB;
 	double mid = ldexp(1.0 + ((double)sub + 0.5) / ACCUM_HIST_SUB, (int)k + ACCUM_HIST_EMIN);
 	return i > ACCUM_HIST_HALF ? mid : -mid;
@@ -153,7 +154,8 @@ void accum_hll_add(struct accum_hll *h, uint64_t hash)
 	uint32_t idx = (uint32_t)(hash >> (64 - ACCUM_HLL_BITS));
 	uint64_t rest = hash << ACCUM_HLL_BITS;
 	/* rank = position of the first 1 bit in the remaining 52 bits (52 + 1 when none) */
-	uint8_t rank = rest ? (uint8_t)(__builtin_clzll(rest) + 1) : (uint8_t)(64 - ACCUM_HLL_BITS + 1);
+	uint8_t rank =
+	    rest ? (uint8_t)(__builtin_clzll(rest) + 1) : (uint8_t)(64 - ACCUM_HLL_BITS + 1);
 	if (rank > h->reg[idx])
 		h->reg[idx] = rank;
 }

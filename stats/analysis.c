@@ -91,7 +91,8 @@ out:
  * accumulators of the metric.
  */
 static void compare(const struct analysis *a, const struct analysis_metric *m,
-		    struct analysis_cmp *c, const struct accum_metric *t, const struct accum_metric *k)
+		    struct analysis_cmp *c, const struct accum_metric *t,
+		    const struct accum_metric *k)
 {
 	const struct conf_metric *spec = &m->spec;
 	double alpha = a->decision.alpha;
@@ -106,7 +107,8 @@ static void compare(const struct analysis *a, const struct analysis_metric *m,
 	c->noninferior = -1;
 	if (binary) {
 		c->test = "chi_square";
-		double pt = nt > 0 ? (double)t->successes / nt : 0, pk = nk > 0 ? (double)k->successes / nk : 0;
+		double pt = nt > 0 ? (double)t->successes / nt : 0,
+		       pk = nk > 0 ? (double)k->successes / nk : 0;
 		at = (struct htest_arm){nt, pt, pt * (1 - pt)};
 		ak = (struct htest_arm){nk, pk, pk * (1 - pk)};
 		double table[4] = {(double)t->successes, nt - (double)t->successes,
@@ -127,19 +129,22 @@ static void compare(const struct analysis *a, const struct analysis_metric *m,
 				c->p_yates = y.p;
 			}
 			struct htest_fisher f;
-			if (x.min_expected < 5 && htest_fisher(table[0], table[1], table[2], table[3],
-							       &f) == 0) {
+			if (x.min_expected < 5 &&
+			    htest_fisher(table[0], table[1], table[2], table[3], &f) == 0) {
 				c->has_fisher = true;
 				c->p_fisher = f.p_two;
-				add_note(c, "small expected counts: see p_value_fisher (Fisher's exact test)");
+				add_note(c, "small expected counts: see p_value_fisher (Fisher's "
+					    "exact test)");
 			}
 		} else {
 			add_note(c, x.note);
 		}
 	} else {
 		c->test = "welch_t";
-		at = (struct htest_arm){nt, accum_moments_mean(&t->mom), accum_moments_var(&t->mom)};
-		ak = (struct htest_arm){nk, accum_moments_mean(&k->mom), accum_moments_var(&k->mom)};
+		at =
+		    (struct htest_arm){nt, accum_moments_mean(&t->mom), accum_moments_var(&t->mom)};
+		ak =
+		    (struct htest_arm){nk, accum_moments_mean(&k->mom), accum_moments_var(&k->mom)};
 		struct htest_welch w;
 		if (htest_welch(&at, &ak, alpha, &w) == 0) {
 			c->ok = true;
@@ -165,8 +170,8 @@ static void compare(const struct analysis *a, const struct analysis_metric *m,
 			double n = nt + nk;
 			double h = seqtest_halfwidth(d.se, n, a->nstar, alpha);
 			double p = seqtest_p(d.diff, d.se, n, a->nstar, alpha);
-			double p1 = alpha < 0.5 ? seqtest_p_one_sided(pos ? d.diff : -d.diff, d.se, n,
-								      a->nstar, alpha)
+			double p1 = alpha < 0.5 ? seqtest_p_one_sided(pos ? d.diff : -d.diff, d.se,
+								      n, a->nstar, alpha)
 						: NAN;
 			if (isfinite(h) && isfinite(p) && isfinite(p1)) {
 				c->has_seq = true;
@@ -201,8 +206,8 @@ static void compare(const struct analysis *a, const struct analysis_metric *m,
 		if (c->has_lift && l.se > 0) {
 			double harm_lift = up_is_harm(spec) ? l.lift : -l.lift;
 			double w = a->decision.sequential
-					   ? seqtest_halfwidth_one_sided(l.se, nt + nk, a->nstar, a1)
-					   : htest_t_isf(a1, l.df) * l.se;
+				       ? seqtest_halfwidth_one_sided(l.se, nt + nk, a->nstar, a1)
+				       : htest_t_isf(a1, l.df) * l.se;
 			if (isfinite(w)) {
 				c->has_ni_bound = true;
 				c->ni_bound = harm_lift + w;
@@ -286,7 +291,8 @@ static void judge(struct analysis *a, struct analysis_metric *m, struct analysis
 			c->noninferior = c->has_ni_bound ? c->ni_bound < s->margin : -1;
 		else {
 			uint64_t nt = m->by[c->variant].n, nk = m->by[0].n;
-			bool enough = nt >= a->decision.min_samples && nk >= a->decision.min_samples;
+			bool enough =
+			    nt >= a->decision.min_samples && nk >= a->decision.min_samples;
 			c->noninferior = c->harm ? 0 : enough ? 1 : -1;
 		}
 		if (c->harm)
@@ -314,7 +320,8 @@ static void check_srm(struct analysis *a, const struct analysis_input *in)
 		for (size_t i = 0; i < k; i++)
 			exp[i] = in->weights[i] / wsum * total;
 	} else {
-		s->note = "weights unknown: no config record in the logs and no configuration given";
+		s->note =
+		    "weights unknown: no config record in the logs and no configuration given";
 		goto out;
 	}
 	if (k < 2) {
@@ -379,8 +386,9 @@ struct analysis *analysis_build(const struct analysis_input *in)
 		v->has_weight = in->weights != NULL;
 		v->weight = in->weights ? in->weights[i] : 0;
 		v->requests = in->acc[i]->requests;
-		v->units = in->units ? in->units[i] : round(accum_hll_estimate(&in->acc[i]->units));
-		v->units_estimated = in->units == NULL;
+		v->units_estimated = in->units == NULL || isnan(in->units[i]);
+		v->units = v->units_estimated ? round(accum_hll_estimate(&in->acc[i]->units))
+					      : in->units[i];
 		v->traffic = in->acc[i]->traffic;
 	}
 	for (size_t j = 0; j < in->nmetrics; j++) {
@@ -401,7 +409,8 @@ struct analysis *analysis_build(const struct analysis_input *in)
 			summarize(&m->by[i], &in->acc[i]->metrics[j], binary);
 		for (size_t i = 1; i < k; i++) {
 			m->cmp[i - 1].variant = i;
-			compare(a, m, &m->cmp[i - 1], &in->acc[i]->metrics[j], &in->acc[0]->metrics[j]);
+			compare(a, m, &m->cmp[i - 1], &in->acc[i]->metrics[j],
+				&in->acc[0]->metrics[j]);
 		}
 	}
 	for (int fam = 0; fam < 3; fam++)

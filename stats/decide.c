@@ -71,15 +71,16 @@ static int rule_srm(struct analysis *a, int *rc)
 	char counts[512] = "";
 	size_t off = 0;
 	for (size_t i = 0; i < a->nvariants && off < sizeof(counts); i++)
-		off += (size_t)snprintf(counts + off, sizeof(counts) - off, "%s%s %llu (weight %g%%)",
-					i ? ", " : "", a->variants[i].name,
-					(unsigned long long)a->variants[i].requests,
-					a->variants[i].weight);
-	*rc |= analysis_add_reason(a,
-				   "sample ratio mismatch: chi2 = %.2f, df = %g, p = %s < srm_alpha %g; "
-				   "requests %s; the data cannot be trusted either way",
-				   isfinite(s->chi2) ? s->chi2 : 0.0, s->df, fmt_p(pb, sizeof(pb), s->p),
-				   a->decision.srm_alpha, counts);
+		off += (size_t)snprintf(
+		    counts + off, sizeof(counts) - off, "%s%s %llu (weight %g%%)", i ? ", " : "",
+		    a->variants[i].name, (unsigned long long)a->variants[i].requests,
+		    a->variants[i].weight);
+	*rc |= analysis_add_reason(
+	    a,
+	    "sample ratio mismatch: chi2 = %.2f, df = %g, p = %s < srm_alpha %g; "
+	    "requests %s; the data cannot be trusted either way",
+	    isfinite(s->chi2) ? s->chi2 : 0.0, s->df, fmt_p(pb, sizeof(pb), s->p),
+	    a->decision.srm_alpha, counts);
 	return 1;
 }
 
@@ -88,8 +89,7 @@ static int rule_gates(struct analysis *a, struct decide_state *st, int *rc)
 	bool have = st && st->nvariants == a->nvariants && st->nmetrics == a->nmetrics;
 	if (st && !have) {
 		/* the experiment changed shape: start counting again */
-		uint32_t *s = calloc(a->nvariants * a->nmetrics + 1,
-				     sizeof(uint32_t));
+		uint32_t *s = calloc(a->nvariants * a->nmetrics + 1, sizeof(uint32_t));
 		if (s) {
 			free(st->streak);
 			st->streak = s;
@@ -122,16 +122,19 @@ static int rule_gates(struct analysis *a, struct decide_state *st, int *rc)
 			fired = 1;
 			if (st)
 				*rc |= analysis_add_reason(
-					a, "hard gate: %s %s of %s = %g exceeds max %g for %u consecutive "
-					   "evaluations",
-					m->spec.name, binary ? "rate" : "p99", a->variants[i].name, v,
-					m->spec.max, streak);
+				    a,
+				    "hard gate: %s %s of %s = %g exceeds max %g for %u consecutive "
+				    "evaluations",
+				    m->spec.name, binary ? "rate" : "p99", a->variants[i].name, v,
+				    m->spec.max, streak);
 			else
 				*rc |= analysis_add_reason(
-					a, "hard gate: %s %s of %s = %g exceeds max %g (evaluated once on the "
-					   "whole log; the live daemon requires %d consecutive breaches)",
-					m->spec.name, binary ? "rate" : "p99", a->variants[i].name, v,
-					m->spec.max, DECIDE_GATE_EVALS);
+				    a,
+				    "hard gate: %s %s of %s = %g exceeds max %g (evaluated once on "
+				    "the "
+				    "whole log; the live daemon requires %d consecutive breaches)",
+				    m->spec.name, binary ? "rate" : "p99", a->variants[i].name, v,
+				    m->spec.max, DECIDE_GATE_EVALS);
 		}
 	}
 	return fired;
@@ -157,14 +160,15 @@ static int rule_harm(struct analysis *a, int *rc)
 				*rc |= set_action(a, "rollback", vn);
 			fired = 1;
 			*rc |= analysis_add_reason(
-				a, "guardrail %s is worse for %s: %s %g vs %g (diff %+g), one-sided %s = %s "
-				   "(Holm-adjusted) < alpha %g",
-				m->spec.name, vn,
-				m->spec.kind == CONF_METRIC_BINARY ? "rate" : "mean",
-				m->spec.kind == CONF_METRIC_BINARY ? m->by[c->variant].rate
-								   : m->by[c->variant].mean,
-				m->spec.kind == CONF_METRIC_BINARY ? m->by[0].rate : m->by[0].mean,
-				c->diff, pname(a), fmt_p(pb, sizeof(pb), shown(c)), a->decision.alpha);
+			    a,
+			    "guardrail %s is worse for %s: %s %g vs %g (diff %+g), one-sided %s = "
+			    "%s "
+			    "(Holm-adjusted) < alpha %g",
+			    m->spec.name, vn, m->spec.kind == CONF_METRIC_BINARY ? "rate" : "mean",
+			    m->spec.kind == CONF_METRIC_BINARY ? m->by[c->variant].rate
+							       : m->by[c->variant].mean,
+			    m->spec.kind == CONF_METRIC_BINARY ? m->by[0].rate : m->by[0].mean,
+			    c->diff, pname(a), fmt_p(pb, sizeof(pb), shown(c)), a->decision.alpha);
 		}
 	}
 	return fired;
@@ -188,9 +192,10 @@ static int rule_samples(struct analysis *a, int *rc)
 			if (!fired)
 				*rc |= set_action(a, "continue", NULL);
 			fired = 1;
-			*rc |= analysis_add_reason(a, "%s has %llu requests, under min_samples %llu",
-						   v->name, (unsigned long long)v->requests,
-						   (unsigned long long)a->decision.min_samples);
+			*rc |=
+			    analysis_add_reason(a, "%s has %llu requests, under min_samples %llu",
+						v->name, (unsigned long long)v->requests,
+						(unsigned long long)a->decision.min_samples);
 		}
 		if (pm && pm->spec.kind == CONF_METRIC_BINARY &&
 		    pm->by[i].successes < DECIDE_MIN_SUCCESSES) {
@@ -221,13 +226,14 @@ static bool guardrails_ok(struct analysis *a, size_t i, bool explain, int *rc)
 			continue;
 		if (m->spec.has_margin && c->has_ni_bound)
 			*rc |= analysis_add_reason(
-				a, "guardrail %s not yet non-inferior for %s: upper bound of the "
-				   "relative harm %.4f is not below the margin %g",
-				m->spec.name, a->variants[i].name, c->ni_bound, m->spec.margin);
+			    a,
+			    "guardrail %s not yet non-inferior for %s: upper bound of the "
+			    "relative harm %.4f is not below the margin %g",
+			    m->spec.name, a->variants[i].name, c->ni_bound, m->spec.margin);
 		else
-			*rc |= analysis_add_reason(a, "guardrail %s not established non-inferior for %s%s",
-						   m->spec.name, a->variants[i].name,
-						   c->ok ? "" : " (test not computable)");
+			*rc |= analysis_add_reason(
+			    a, "guardrail %s not established non-inferior for %s%s", m->spec.name,
+			    a->variants[i].name, c->ok ? "" : " (test not computable)");
 	}
 	return ok;
 }
@@ -255,13 +261,14 @@ static int rule_promote(struct analysis *a, int *rc)
 		bool binary = pm->spec.kind == CONF_METRIC_BINARY;
 		*rc |= set_action(a, "promote", a->variants[best].name);
 		*rc |= analysis_add_reason(
-			a, "primary metric %s is better for %s: %s %g vs %g (diff %+g, 95%% CI [%g, %g]), "
-			   "%s = %s < alpha %g",
-			pm->spec.name, a->variants[best].name, binary ? "rate" : "mean",
-			binary ? pm->by[best].rate : pm->by[best].mean,
-			binary ? pm->by[0].rate : pm->by[0].mean, c->diff, c->ci_low, c->ci_high,
-			pname(a), fmt_p(pb, sizeof(pb), c->has_adjusted ? c->p_adjusted : c->p_value),
-			a->decision.alpha);
+		    a,
+		    "primary metric %s is better for %s: %s %g vs %g (diff %+g, 95%% CI [%g, %g]), "
+		    "%s = %s < alpha %g",
+		    pm->spec.name, a->variants[best].name, binary ? "rate" : "mean",
+		    binary ? pm->by[best].rate : pm->by[best].mean,
+		    binary ? pm->by[0].rate : pm->by[0].mean, c->diff, c->ci_low, c->ci_high,
+		    pname(a), fmt_p(pb, sizeof(pb), c->has_adjusted ? c->p_adjusted : c->p_value),
+		    a->decision.alpha);
 		*rc |= analysis_add_reason(a, "no guardrail is worse");
 		return 1;
 	}
@@ -283,17 +290,20 @@ static int rule_promote(struct analysis *a, int *rc)
 			const struct analysis_cmp *c = &m->cmp[i];
 			if (m->spec.has_margin)
 				*rc |= analysis_add_reason(
-					a, "guardrail %s non-inferior for %s: upper bound of the relative "
-					   "harm %.4f < margin %g",
-					m->spec.name, a->variants[c->variant].name, c->ni_bound,
-					m->spec.margin);
+				    a,
+				    "guardrail %s non-inferior for %s: upper bound of the relative "
+				    "harm %.4f < margin %g",
+				    m->spec.name, a->variants[c->variant].name, c->ni_bound,
+				    m->spec.margin);
 			else
-				*rc |= analysis_add_reason(
-					a, "guardrail %s shows no significant harm for %s at %llu+ samples "
-					   "per arm (one-sided %s = %s)",
-					m->spec.name, a->variants[c->variant].name,
-					(unsigned long long)a->decision.min_samples, pname(a),
-					fmt_p(pb, sizeof(pb), shown(c)));
+				*rc |=
+				    analysis_add_reason(a,
+							"guardrail %s shows no significant harm "
+							"for %s at %llu+ samples "
+							"per arm (one-sided %s = %s)",
+							m->spec.name, a->variants[c->variant].name,
+							(unsigned long long)a->decision.min_samples,
+							pname(a), fmt_p(pb, sizeof(pb), shown(c)));
 		}
 	}
 	return 1;
@@ -308,15 +318,17 @@ static void rule_continue(struct analysis *a, int *rc)
 		for (size_t i = 1; i < a->nvariants; i++)
 			guardrails_ok(a, i, true, rc);
 		if (a->nreasons == 0)
-			*rc |= analysis_add_reason(a, "no primary metric and no guardrail to decide on");
+			*rc |= analysis_add_reason(
+			    a, "no primary metric and no guardrail to decide on");
 		return;
 	}
 	for (size_t i = 0; i + 1 < a->nvariants; i++) {
 		const struct analysis_cmp *c = &pm->cmp[i];
 		const char *vn = a->variants[c->variant].name;
 		if (!c->ok) {
-			*rc |= analysis_add_reason(a, "primary metric %s for %s: not computable (%s)",
-						   pm->spec.name, vn, c->nnotes ? c->notes[0] : "no data");
+			*rc |= analysis_add_reason(
+			    a, "primary metric %s for %s: not computable (%s)", pm->spec.name, vn,
+			    c->nnotes ? c->notes[0] : "no data");
 			continue;
 		}
 		if (c->better) {
@@ -324,25 +336,29 @@ static void rule_continue(struct analysis *a, int *rc)
 			continue;
 		}
 		double p = c->has_adjusted ? c->p_adjusted : c->p_value;
-		uint64_t have = pm->by[0].n < pm->by[c->variant].n ? pm->by[0].n : pm->by[c->variant].n;
+		uint64_t have =
+		    pm->by[0].n < pm->by[c->variant].n ? pm->by[0].n : pm->by[c->variant].n;
 		if (c->significant) {
 			*rc |= analysis_add_reason(
-				a, "primary metric %s is significantly worse for %s (diff %+g, %s = %s)",
-				pm->spec.name, vn, c->diff, pname(a), fmt_p(pb, sizeof(pb), p));
+			    a,
+			    "primary metric %s is significantly worse for %s (diff %+g, %s = %s)",
+			    pm->spec.name, vn, c->diff, pname(a), fmt_p(pb, sizeof(pb), p));
 		} else if (c->needed_n > 0) {
 			double more = c->needed_n > (double)have ? c->needed_n - (double)have : 0;
 			*rc |= analysis_add_reason(
-				a, "primary metric %s for %s: diff %+g, %s = %s, not significant at alpha "
-				   "%g; about %.0f more per arm (%.0f in all per arm) to detect this "
-				   "difference with 80%% power",
-				pm->spec.name, vn, c->diff, pname(a), fmt_p(pb, sizeof(pb), p),
-				a->decision.alpha, more, c->needed_n);
+			    a,
+			    "primary metric %s for %s: diff %+g, %s = %s, not significant at alpha "
+			    "%g; about %.0f more per arm (%.0f in all per arm) to detect this "
+			    "difference with 80%% power",
+			    pm->spec.name, vn, c->diff, pname(a), fmt_p(pb, sizeof(pb), p),
+			    a->decision.alpha, more, c->needed_n);
 		} else {
 			*rc |= analysis_add_reason(
-				a, "primary metric %s for %s: diff %+g, %s = %s, not significant at alpha "
-				   "%g; no difference observed, so no sample size can be estimated",
-				pm->spec.name, vn, c->diff, pname(a), fmt_p(pb, sizeof(pb), p),
-				a->decision.alpha);
+			    a,
+			    "primary metric %s for %s: diff %+g, %s = %s, not significant at alpha "
+			    "%g; no difference observed, so no sample size can be estimated",
+			    pm->spec.name, vn, c->diff, pname(a), fmt_p(pb, sizeof(pb), p),
+			    a->decision.alpha);
 		}
 	}
 }

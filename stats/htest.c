@@ -151,8 +151,8 @@ int htest_lift(const struct htest_arm *x, const struct htest_arm *y, double alph
 	}
 	double my = fabs(y->mean);
 	out->lift = (x->mean - y->mean) / my;
-	double vr = x->var / (my * my * x->n) +
-		    y->var * x->mean * x->mean / (my * my * my * my * y->n);
+	double vr =
+	    x->var / (my * my * x->n) + y->var * x->mean * x->mean / (my * my * my * my * y->n);
 	out->se = sqrt(vr);
 	double vx = x->var / x->n, vy = y->var / y->n;
 	if (!(out->se > 0.0) || !(vx + vy > 0.0)) {
@@ -245,7 +245,8 @@ int htest_chi2_table(const double *obs, size_t rows, size_t cols, bool yates,
 		return -1;
 	}
 	if (out->min_expected < 5.0)
-		out->note = "an expected count is under 5: the chi-square approximation is unreliable";
+		out->note =
+		    "an expected count is under 5: the chi-square approximation is unreliable";
 	return 0;
 }
 
@@ -282,7 +283,8 @@ int htest_gof(const double *obs, const double *expected, size_t k, struct htest_
 		out->chi2 = 0.0;
 		out->p = 1.0;
 		out->min_expected = 0.0;
-		out->note = total == 0.0 ? "no traffic" : "fewer than 2 variants with traffic share";
+		out->note =
+		    total == 0.0 ? "no traffic" : "fewer than 2 variants with traffic share";
 		return 0;
 	}
 	double chi2 = 0.0;

@@ -129,21 +129,38 @@ static int read_string(struct rd *r, struct logrec_str *out)
 		}
 		p++;
 		switch (*p) {
-		case '"': dst[n++] = '"'; break;
-		case '\\': dst[n++] = '\\'; break;
-		case '/': dst[n++] = '/'; break;
-		case 'b': dst[n++] = '\b'; break;
-		case 'f': dst[n++] = '\f'; break;
-		case 'n': dst[n++] = '\n'; break;
-		case 'r': dst[n++] = '\r'; break;
-		case 't': dst[n++] = '\t'; break;
+		case '"':
+			dst[n++] = '"';
+			break;
+		case '\\':
+			dst[n++] = '\\';
+			break;
+		case '/':
+			dst[n++] = '/';
+			break;
+		case 'b':
+			dst[n++] = '\b';
+			break;
+		case 'f':
+			dst[n++] = '\f';
+			break;
+		case 'n':
+			dst[n++] = '\n';
+			break;
+		case 'r':
+			dst[n++] = '\r';
+			break;
+		case 't':
+			dst[n++] = '\t';
+			break;
 		case 'u': {
 			unsigned cp, lo;
 			if (read_hex4(p + 1, e, &cp) < 0)
 				return -1;
 			p += 4;
-			if (cp >= 0xd800 && cp < 0xdc00 && e - p >= 7 && p[1] == '\\' && p[2] == 'u' &&
-			    read_hex4(p + 3, e, &lo) == 0 && lo >= 0xdc00 && lo < 0xe000) {
+			if (cp >= 0xd800 && cp < 0xdc00 && e - p >= 7 && p[1] == '\\' &&
+			    p[2] == 'u' && read_hex4(p + 3, e, &lo) == 0 && lo >= 0xdc00 &&
+			    lo < 0xe000) {
 				cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
 				p += 6;
 			}
@@ -242,8 +259,9 @@ static enum fast read_weights(struct rd *r, struct raw *w)
 		if (r->p < r->end && (*r->p == '{' || *r->p == '[' || *r->p == '"'))
 			return FAST_UNSUPPORTED;
 		if (read_number(r, &v) < 0)
-			return lit(r, "null") || lit(r, "true") || lit(r, "false") ? FAST_UNSUPPORTED
-										  : FAST_BAD;
+			return lit(r, "null") || lit(r, "true") || lit(r, "false")
+				   ? FAST_UNSUPPORTED
+				   : FAST_BAD;
 		if (w->nweights < LOGREC_MAX_WEIGHTS) {
 			w->wname[w->nweights] = k;
 			w->weight[w->nweights++] = v;
@@ -301,8 +319,9 @@ static enum fast read_fast(struct rd *r, struct raw *w)
 				w->unit = s, w->has_unit = true;
 			else if (key_is(&k, "metric"))
 				w->metric = s, w->has_metric = true;
-			else if (key_is(&k, "v") || key_is(&k, "status") || key_is(&k, "latency_ms") ||
-				 key_is(&k, "value") || key_is(&k, "weights"))
+			else if (key_is(&k, "v") || key_is(&k, "status") ||
+				 key_is(&k, "latency_ms") || key_is(&k, "value") ||
+				 key_is(&k, "weights"))
 				return FAST_UNSUPPORTED; /* mistyped: let the general path decide */
 		} else if (c == '-' || (c >= '0' && c <= '9')) {
 			if (read_number(r, &num) < 0)
@@ -401,12 +420,14 @@ static enum logrec_parse read_cjson(struct rd *r, const char *line, size_t len, 
 	}
 	bool dummy = false;
 	if (take_num(cJSON_GetObjectItemCaseSensitive(root, "v"), &w->v, &w->has_v, false) < 0 ||
-	    take_str(r, cJSON_GetObjectItemCaseSensitive(root, "type"), &w->type, &w->has_type) < 0 ||
+	    take_str(r, cJSON_GetObjectItemCaseSensitive(root, "type"), &w->type, &w->has_type) <
+		0 ||
 	    take_str(r, cJSON_GetObjectItemCaseSensitive(root, "ts"), &w->ts, &w->has_ts) < 0 ||
 	    take_str(r, cJSON_GetObjectItemCaseSensitive(root, "exp"), &w->exp, &w->has_exp) < 0 ||
 	    take_str(r, cJSON_GetObjectItemCaseSensitive(root, "variant"), &w->variant,
 		     &w->has_variant) < 0 ||
-	    take_str(r, cJSON_GetObjectItemCaseSensitive(root, "unit"), &w->unit, &w->has_unit) < 0 ||
+	    take_str(r, cJSON_GetObjectItemCaseSensitive(root, "unit"), &w->unit, &w->has_unit) <
+		0 ||
 	    take_str(r, cJSON_GetObjectItemCaseSensitive(root, "metric"), &w->metric,
 		     &w->has_metric) < 0 ||
 	    take_num(cJSON_GetObjectItemCaseSensitive(root, "status"), &w->status, &w->has_status,

@@ -38,7 +38,7 @@ run_unit() {
 
 run_integration() {
   local out rc
-  out=$(ABGATE_BIN="$root/$build/abgate" /usr/bin/python3 -m pytest -q -p no:cacheprovider \
+  out=$(ABGATE_BIN="$(cd "$build" && pwd)/abgate" /usr/bin/python3 -m pytest -q -p no:cacheprovider \
         tests/integration 2>&1)
   rc=$?
   printf '%s\n' "$out" | tail -n 60

@@ -294,7 +294,7 @@ static void test_full(void)
 	CHECK(e->decision.srm_alpha == 0.001);
 	CHECK(!e->decision.sequential);
 	CHECK(!e->decision.on_srm_rollback);
-	CHECK(e->decision.sequential_n == 10000.0);
+	CHECK(e->decision.sequential_n == 5000.0);
 	CHECK(!e->rollout.enabled && e->rollout.nsteps == 0 && e->rollout.steps == NULL);
 
 	e = &c->experiments[2];

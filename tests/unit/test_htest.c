@@ -123,7 +123,8 @@ static void test_chi2(void)
 	CHECK_REL(htest_norm_sf(sqrt(c.chi2)), 0.00362901321773, REL);
 
 	/* V4b: unpooled z (var p(1-p)) and Welch on raw 0/1 data (var n/(n-1) p(1-p)) */
-	struct htest_arm ctl = {10000, 0.012, 0.012 * 0.988}, can = {10000, 0.0165, 0.0165 * 0.9835};
+	struct htest_arm ctl = {10000, 0.012, 0.012 * 0.988},
+			 can = {10000, 0.0165, 0.0165 * 0.9835};
 	struct htest_welch w;
 	CHECK_INT(htest_welch(&can, &ctl, 0.05, &w), 0);
 	CHECK_REL(w.t, 2.68525147998, REL);
@@ -275,7 +276,8 @@ static void test_adjust(void)
 	const double p[] = {0.001, 0.008, 0.039, 0.041, 0.042, 0.06, 0.074, 0.205, 0.212, 0.216};
 	const double bonf[] = {0.01, 0.08, 0.39, 0.41, 0.42, 0.6, 0.74, 1, 1, 1};
 	const double holm[] = {0.01, 0.072, 0.312, 0.312, 0.312, 0.312, 0.312, 0.615, 0.615, 0.615};
-	const double bh[] = {0.01, 0.04, 0.084, 0.084, 0.084, 0.1, 0.105714285714, 0.216, 0.216, 0.216};
+	const double bh[] = {0.01, 0.04,	   0.084, 0.084, 0.084,
+			     0.1,  0.105714285714, 0.216, 0.216, 0.216};
 	double out[10], shuffled[10], sout[10];
 	CHECK_INT(htest_bonferroni(p, 10, out), 0);
 	for (int i = 0; i < 10; i++)

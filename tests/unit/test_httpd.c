@@ -40,8 +40,8 @@ struct deferred {
 };
 
 static struct deferred *deferred_list;
-static int handled;        /* requests the handler saw */
-static int deferred_done;  /* deferred requests answered */
+static int handled;	  /* requests the handler saw */
+static int deferred_done; /* deferred requests answered */
 
 static void deferred_unlink(struct deferred *d)
 {
@@ -83,6 +83,10 @@ static void handler(struct httpd_req *req, void *arg)
 	(void)arg;
 	handled++;
 	if (path_is(path, plen, "/echo")) {
+		if (httpd_req_method(req) != (mlen == 4	  ? HTTP_M_POST
+					      : mlen == 3 ? HTTP_M_GET
+							  : HTTP_M_HEAD))
+			method = "wrong-method";
 		int n = snprintf(out, sizeof(out), "%.*s %.*s q=%.*s body=%zu", (int)mlen, method,
 				 (int)plen, path, (int)qlen, query, blen);
 		httpd_add_header(req, "X-Handler: yes");
@@ -116,6 +120,13 @@ static void handler(struct httpd_req *req, void *arg)
 		memcpy(big, query, qlen < 100 ? qlen : 100);
 		httpd_respond(req, 200, "text/plain", big, 100000);
 		free(big);
+	} else if (path_is(path, plen, "/sized")) {
+		/* n zero bytes */
+		char num[16];
+		long n = httpd_req_query_param(req, "n", num, sizeof(num)) > 0 ? atol(num) : 0;
+		char *zeros = calloc(1, (size_t)n + 1);
+		httpd_respond(req, 200, "text/plain", zeros, (size_t)n);
+		free(zeros);
 	} else if (path_is(path, plen, "/empty")) {
 		httpd_respond(req, 204, NULL, NULL, 0);
 	} else {
@@ -329,8 +340,8 @@ static bool cli_sees_eof(struct cli *c, int timeout_ms)
  * The response expected from a server: status ("200 OK"), Server header value (NULL: none),
  * Content-Type (NULL: none), header lines after Content-Length (each ending in CRLF), body.
  */
-static const char *want(const char *server, const char *status, const char *ctype,
-			const char *more, const char *body)
+static const char *want(const char *server, const char *status, const char *ctype, const char *more,
+			const char *body)
 {
 	static char buf[8192];
 	int n = snprintf(buf, sizeof(buf), "HTTP/1.1 %s\r\n", status);
@@ -369,6 +380,8 @@ static void test_simple_get(void)
 
 	cli_sends(c, "GET /hdr HTTP/1.1\r\nHost: t\r\nX-Test: \t hello \r\n\r\n");
 	CHECK_STR(cli_next(c), TEXT("", "hello from 127.0.0.1"));
+	cli_sends(c, "GET /hdr HTTP/1.1\r\nHost: t\r\n\r\n");
+	CHECK_STR(cli_next(c), TEXT("", "none from 127.0.0.1"));
 	cli_sends(c, "GET /nowhere HTTP/1.1\r\nHost: t\r\n\r\n");
 	CHECK_STR(cli_next(c), want(SRV, "404 Not Found", "text/plain", "", "not found\n"));
 	cli_sends(c, "GET /empty HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -408,6 +421,26 @@ static void test_pipelined(void)
 	CHECK_STR(cli_next(c), TEXT(XH, "GET /echo q=n=2 body=0"));
 	CHECK_STR(cli_next(c), TEXT(XH, "GET /echo q=n=3 body=0"));
 
+	/* many, in writes that split requests anywhere: the read buffer fills, is compacted and
+	 * refilled while requests are taken off its front */
+	static char many[16000];
+	size_t mlen = 0;
+	for (int i = 0; i < 300; i++)
+		mlen += (size_t)snprintf(many + mlen, sizeof(many) - mlen,
+					 "GET /echo?%03d HTTP/1.1\r\nHost: t\r\n\r\n", i);
+	for (size_t off = 0; off < mlen; off += 2999) {
+		cli_send(c, many + off, mlen - off < 2999 ? mlen - off : 2999);
+		pump(2);
+	}
+	int in_order = 0;
+	for (int i = 0; i < 300; i++) {
+		char body[32];
+		snprintf(body, sizeof(body), "GET /echo q=%03d body=0", i);
+		if (strcmp(cli_next(c), TEXT(XH, body)) == 0)
+			in_order++;
+	}
+	CHECK_INT(in_order, 300);
+
 	/* the second closes: the third is never answered */
 	cli_sends(c, "GET /echo?n=4 HTTP/1.1\r\nHost: t\r\n\r\n"
 		     "GET /echo?n=5 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
@@ -425,9 +458,9 @@ static void test_post_body(void)
 
 	for (size_t i = 0; i < sizeof(body); i++)
 		body[i] = (char)(i * 7 + 3); /* NULs, CR and LF included */
-	int hn = snprintf(head, sizeof(head),
-			  "POST /body HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n\r\n",
-			  sizeof(body));
+	int hn =
+	    snprintf(head, sizeof(head),
+		     "POST /body HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n\r\n", sizeof(body));
 	cli_send(c, head, (size_t)hn);
 	cli_send(c, body, sizeof(body));
 	int n = cli_next_full(c, HTTP_M_GET, resp, sizeof(resp), 2000, NULL);
@@ -562,9 +595,10 @@ static void test_chunked_411(void)
 
 	cli_sends(c, "POST /body HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
 		     "5\r\nhello\r\n0\r\n\r\n");
-	CHECK_STR(cli_next(c),
-		  "HTTP/1.1 411 Length Required\r\nServer: abgate-test\r\nContent-Type: text/plain\r\n"
-		  "Content-Length: 16\r\nConnection: close\r\n\r\nLength Required\n");
+	CHECK_STR(
+	    cli_next(c),
+	    "HTTP/1.1 411 Length Required\r\nServer: abgate-test\r\nContent-Type: text/plain\r\n"
+	    "Content-Length: 16\r\nConnection: close\r\n\r\nLength Required\n");
 	CHECK(cli_sees_eof(c, 1000));
 	CHECK_INT(handled, before);
 	cli_close(c);
@@ -589,6 +623,7 @@ static void test_oversize_413(void)
 	/* exactly max_body is fine */
 	c = cli_open(port_a);
 	cli_sends(c, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 65536\r\n\r\n");
+	pump(5); /* the head alone first */
 	cli_send(c, body, 65536);
 	CHECK_STR(cli_next(c), TEXT(XH, "POST /echo q= body=65536"));
 	cli_close(c);
@@ -600,7 +635,7 @@ static void parser_verdict(const char *req, int *status, char *body, size_t cap)
 	struct http_header hdr[64];
 	struct http_msg m = {.hdr = hdr, .max_hdr = 64};
 	struct http_limits lim = {
-		.max_header_bytes = 2048, .max_request_line = 8192, .max_headers = 64};
+	    .max_header_bytes = 2048, .max_request_line = 8192, .max_headers = 64};
 
 	http_msg_reset(&m);
 	enum http_parse r = http_parse_request(&m, req, strlen(req), &lim);
@@ -634,8 +669,8 @@ static void test_malformed(void)
 	check_rejected("GET / HTTP/1.1\r\n\r\n", 400);
 	check_rejected("GET / HTTP/1.1\r\nHost: t\r\n folded\r\n\r\n", 400);
 	check_rejected("GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505);
-	check_rejected("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
-		       400);
+	check_rejected(
+	    "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400);
 	check_rejected("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n"
 		       "Transfer-Encoding: chunked\r\n\r\n",
 		       400);
@@ -675,8 +710,27 @@ static void test_disconnect_before_deferred(void)
 	cli_sends(c, "GET /defer HTTP/1.1\r\nHost: t\r\n\r\n");
 	cli_close(c);
 
+	/* reset after a large answer while a deferred one is held: the server closes the
+	 * socket at once and frees the connection when the answer comes */
+	c = calloc(1, sizeof(*c));
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port_a)};
+	int small = 4096;
+	pump(5); /* the previous one reaches the handler */
+	int before = handled;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	c->fd = socket(AF_INET, SOCK_STREAM, 0);
+	setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	connect(c->fd, (struct sockaddr *)&sin, sizeof(sin));
+	fcntl(c->fd, F_SETFL, O_NONBLOCK);
+	cli_sends(c, "GET /sized?n=250000 HTTP/1.1\r\nHost: t\r\n\r\n"
+		     "GET /defer HTTP/1.1\r\nHost: t\r\n\r\n");
+	pump(10);
+	CHECK_INT(handled - before, 2);
+	setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	cli_close(c);
+
 	pump(150);
-	CHECK_INT(deferred_done - done, 3);
+	CHECK_INT(deferred_done - done, 4);
 	CHECK(deferred_list == NULL);
 
 	/* the server still serves */
@@ -822,7 +876,7 @@ static void test_reason(void)
 int main(void)
 {
 	struct httpd_opts opts = {
-		.max_body = 65536, .max_header_bytes = 2048, .server_name = "abgate-test"};
+	    .max_body = 65536, .max_header_bytes = 2048, .server_name = "abgate-test"};
 
 	log_set_level(LOG_ERROR);
 	base = event_base_new();

@@ -1,0 +1,350 @@
+/*
+ * render.c - the JSON report, the format dispatch and shared number formatting
+ * (see include/render.h). JSON never holds NaN or infinity: such a value is written as null
+ * and the object gets a "note" saying why.
+ */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analysis.h"
+#include "render.h"
+#include "rhtml.h"
+#include "rtext.h"
+
+int render_format_parse(const char *name)
+{
+	static const char *const names[] = {"text", "json", "md", "html"};
+	for (int i = 0; i < 4; i++)
+		if (strcmp(name, names[i]) == 0)
+			return i;
+	return -1;
+}
+
+const char *render_num(char *buf, size_t len, bool has, double v, int sig)
+{
+	if (!has || !isfinite(v))
+		snprintf(buf, len, "-");
+	else
+		snprintf(buf, len, "%.*g", sig, v);
+	return buf;
+}
+
+const char *render_p(char *buf, size_t len, bool has, double p)
+{
+	if (!has || !isfinite(p))
+		snprintf(buf, len, "-");
+	else if (p >= 1e-4 || p == 0)
+		snprintf(buf, len, "%.4f", p);
+	else
+		snprintf(buf, len, "%.1e", p);
+	return buf;
+}
+
+const char *render_notes(char *buf, size_t len, const char *const *notes, size_t n)
+{
+	size_t off = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; i < n && off < len; i++) {
+		int w = snprintf(buf + off, len - off, "%s%s", i ? "; " : "", notes[i]);
+		if (w < 0)
+			break;
+		off += (size_t)w;
+	}
+	return buf;
+}
+
+/* Adds a number, or null when it is unknown or not finite. Returns false on memory failure. */
+static bool put_num(cJSON *o, const char *key, bool has, double v)
+{
+	if (has && isfinite(v))
+		return cJSON_AddNumberToObject(o, key, v) != NULL;
+	return cJSON_AddNullToObject(o, key) != NULL;
+}
+
+static bool put_str(cJSON *o, const char *key, const char *s)
+{
+	if (s == NULL)
+		return cJSON_AddNullToObject(o, key) != NULL;
+	return cJSON_AddStringToObject(o, key, s) != NULL;
+}
+
+static bool put_bool(cJSON *o, const char *key, bool b)
+{
+	return cJSON_AddBoolToObject(o, key, b) != NULL;
+}
+
+static cJSON *json_summary(const struct analysis_metric *m, const struct analysis_summary *s)
+{
+	cJSON *o = cJSON_CreateObject();
+	if (o == NULL)
+		return NULL;
+	bool ok = put_num(o, "n", true, (double)s->n);
+	if (m->spec.kind == CONF_METRIC_BINARY) {
+		ok &= put_num(o, "successes", true, (double)s->successes);
+		ok &= put_num(o, "rate", s->n > 0, s->rate);
+	} else {
+		ok &= put_num(o, "mean", s->n > 0, s->mean);
+		ok &= put_num(o, "sd", s->n > 1, s->sd);
+		ok &= put_num(o, "p50", s->has_quantiles, s->p50);
+		ok &= put_num(o, "p95", s->has_quantiles, s->p95);
+		ok &= put_num(o, "p99", s->has_quantiles, s->p99);
+		if (s->n == 0)
+			ok &= put_str(o, "note", "no values");
+		else if (s->n == 1)
+			ok &= put_str(o, "note", "one value: no standard deviation");
+	}
+	if (!ok) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return o;
+}
+
+static cJSON *json_cmp(const struct analysis *a, const struct analysis_metric *m,
+		       const struct analysis_cmp *c)
+{
+	cJSON *o = cJSON_CreateObject();
+	if (o == NULL)
+		return NULL;
+	bool binary = m->spec.kind == CONF_METRIC_BINARY;
+	bool ok = put_str(o, "variant", a->variants[c->variant].name);
+	ok &= put_str(o, "test", c->test);
+	ok &= put_num(o, "statistic", c->ok && c->has_stat, c->statistic);
+	ok &= put_num(o, "df", c->ok, c->df);
+	ok &= put_num(o, "p_value", c->ok, c->p_value);
+	ok &= put_num(o, "p_value_one_sided", c->ok, c->p_one_sided);
+	ok &= put_str(o, "one_sided", c->one_sided);
+	ok &= put_num(o, "p_value_adjusted", c->has_adjusted, c->p_adjusted);
+	ok &= put_num(o, "p_value_sequential", c->has_seq, c->p_seq);
+	if (a->decision.sequential) {
+		ok &= put_num(o, "p_value_sequential_one_sided", c->has_seq, c->p_seq_one_sided);
+		ok &= put_num(o, "seq_ci_low", c->has_seq, c->seq_ci_low);
+		ok &= put_num(o, "seq_ci_high", c->has_seq, c->seq_ci_high);
+	}
+	if (binary) {
+		ok &= put_num(o, "p_value_yates", c->has_yates, c->p_yates);
+		ok &= put_num(o, "min_expected", c->ok, c->min_expected);
+		if (c->has_fisher)
+			ok &= put_num(o, "p_value_fisher", true, c->p_fisher);
+	}
+	ok &= put_num(o, "diff", c->has_diff, c->diff);
+	ok &= put_num(o, "ci_low", c->has_diff, c->ci_low);
+	ok &= put_num(o, "ci_high", c->has_diff, c->ci_high);
+	ok &= put_num(o, "relative_lift", c->has_lift, c->lift);
+	ok &= put_num(o, "relative_lift_ci_low", c->has_lift, c->lift_ci_low);
+	ok &= put_num(o, "relative_lift_ci_high", c->has_lift, c->lift_ci_high);
+	if (!binary) {
+		cJSON *mw = cJSON_AddObjectToObject(o, "mann_whitney");
+		ok &= mw != NULL;
+		if (mw) {
+			ok &= put_num(mw, "u", c->has_mw, c->mw_u);
+			ok &= put_num(mw, "auc", c->has_mw, c->mw_auc);
+			ok &= put_num(mw, "p_value", c->has_mw, c->mw_p);
+		}
+	}
+	ok &= put_bool(o, "significant", c->significant);
+	if (m->spec.guardrail) {
+		ok &= put_bool(o, "harm", c->harm);
+		if (c->noninferior < 0)
+			ok &= cJSON_AddNullToObject(o, "noninferior") != NULL;
+		else
+			ok &= put_bool(o, "noninferior", c->noninferior == 1);
+		if (m->spec.has_margin)
+			ok &= put_num(o, "noninferiority_bound", c->has_ni_bound, c->ni_bound);
+	} else {
+		ok &= put_bool(o, "better", c->better);
+	}
+	ok &= put_num(o, "needed_per_arm", c->needed_n > 0, c->needed_n);
+	if (c->nnotes) {
+		char buf[1024];
+		ok &= put_str(o, "note", render_notes(buf, sizeof(buf), c->notes, c->nnotes));
+	}
+	if (!ok) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return o;
+}
+
+static cJSON *json_metric(const struct analysis *a, const struct analysis_metric *m)
+{
+	cJSON *o = cJSON_CreateObject();
+	if (o == NULL)
+		return NULL;
+	const struct conf_metric *s = &m->spec;
+	bool ok = put_str(o, "name", s->name);
+	ok &= put_str(o, "kind", s->kind == CONF_METRIC_BINARY ? "binary" : "continuous");
+	ok &= put_str(o, "goal", s->goal == CONF_GOAL_DECREASE ? "decrease" : "increase");
+	ok &= put_bool(o, "guardrail", s->guardrail);
+	ok &= put_bool(o, "primary", s->primary);
+	if (s->has_margin)
+		ok &= put_num(o, "margin", true, s->margin);
+	if (s->has_max)
+		ok &= put_num(o, "max", true, s->max);
+	cJSON *by = cJSON_AddObjectToObject(o, "by_variant");
+	cJSON *cmps = cJSON_AddArrayToObject(o, "comparisons");
+	ok &= by != NULL && cmps != NULL;
+	for (size_t i = 0; ok && i < a->nvariants; i++) {
+		cJSON *v = json_summary(m, &m->by[i]);
+		ok &= v != NULL;
+		if (v)
+			cJSON_AddItemToObject(by, a->variants[i].name, v);
+	}
+	for (size_t i = 0; ok && i + 1 < a->nvariants; i++) {
+		cJSON *c = json_cmp(a, m, &m->cmp[i]);
+		ok &= c != NULL;
+		if (c)
+			cJSON_AddItemToArray(cmps, c);
+	}
+	if (!ok) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return o;
+}
+
+cJSON *render_json(const struct analysis *a, const struct render_meta *m)
+{
+	cJSON *o = cJSON_CreateObject();
+	if (o == NULL)
+		return NULL;
+	bool ok = put_str(o, "experiment", a->experiment);
+	ok &= put_str(o, "generated", m ? m->generated : NULL);
+	cJSON *logs = cJSON_AddArrayToObject(o, "logs");
+	ok &= logs != NULL;
+	for (size_t i = 0; ok && m && i < m->nlogs; i++) {
+		cJSON *s = cJSON_CreateString(m->logs[i]);
+		ok &= s != NULL;
+		if (s)
+			cJSON_AddItemToArray(logs, s);
+	}
+	cJSON *rec = cJSON_AddObjectToObject(o, "records");
+	ok &= rec != NULL;
+	if (rec && m) {
+		ok &= put_num(rec, "request", true, (double)m->request);
+		ok &= put_num(rec, "outcome", true, (double)m->outcome);
+		ok &= put_num(rec, "skipped", true, (double)m->skipped);
+		ok &= put_num(rec, "config", true, (double)m->config);
+		ok &= put_num(rec, "shadow", true, (double)m->shadow);
+		ok &= put_num(rec, "forced", true, (double)m->forced);
+		ok &= put_num(rec, "unrandomised", true, (double)m->unrandomised);
+		ok &= put_num(rec, "other", true, (double)m->other);
+	}
+	cJSON *dec = cJSON_AddObjectToObject(o, "decision");
+	ok &= dec != NULL;
+	if (dec) {
+		ok &= put_num(dec, "alpha", true, a->decision.alpha);
+		ok &= put_num(dec, "min_samples", true, (double)a->decision.min_samples);
+		ok &= put_num(dec, "srm_alpha", true, a->decision.srm_alpha);
+		ok &= put_bool(dec, "sequential", a->decision.sequential);
+		ok &= put_num(dec, "sequential_n", true, a->nstar);
+	}
+	cJSON *vars = cJSON_AddArrayToObject(o, "variants");
+	ok &= vars != NULL;
+	for (size_t i = 0; ok && i < a->nvariants; i++) {
+		const struct analysis_variant *v = &a->variants[i];
+		cJSON *x = cJSON_CreateObject();
+		ok &= x != NULL;
+		if (x == NULL)
+			break;
+		cJSON_AddItemToArray(vars, x);
+		ok &= put_str(x, "name", v->name);
+		ok &= put_num(x, "weight", v->has_weight, v->weight);
+		ok &= put_num(x, "requests", true, (double)v->requests);
+		ok &= put_num(x, "units", true, v->units);
+		if (v->units_estimated)
+			ok &= put_bool(x, "units_estimated", true);
+	}
+	cJSON *srm = cJSON_AddObjectToObject(o, "srm");
+	ok &= srm != NULL;
+	if (srm) {
+		ok &= put_num(srm, "chi2", a->srm.computed, a->srm.chi2);
+		ok &= put_num(srm, "df", a->srm.computed || a->srm.df > 0, a->srm.df);
+		ok &= put_num(srm, "p_value", a->srm.computed, a->srm.p);
+		ok &= put_bool(srm, "flagged", a->srm.flagged);
+		if (a->srm.note || (a->srm.computed && !isfinite(a->srm.chi2)))
+			ok &=
+			    put_str(srm, "note", a->srm.note ? a->srm.note : "infinite statistic");
+	}
+	cJSON *mets = cJSON_AddArrayToObject(o, "metrics");
+	ok &= mets != NULL;
+	for (size_t j = 0; ok && j < a->nmetrics; j++) {
+		cJSON *x = json_metric(a, &a->metrics[j]);
+		ok &= x != NULL;
+		if (x)
+			cJSON_AddItemToArray(mets, x);
+	}
+	cJSON *r = cJSON_AddObjectToObject(o, "recommendation");
+	ok &= r != NULL;
+	if (r) {
+		ok &= put_str(r, "action", a->action ? a->action : "continue");
+		if (a->action_variant)
+			ok &= put_str(r, "variant", a->action_variant);
+		cJSON *rs = cJSON_AddArrayToObject(r, "reasons");
+		ok &= rs != NULL;
+		for (size_t i = 0; ok && i < a->nreasons; i++) {
+			cJSON *s = cJSON_CreateString(a->reasons[i]);
+			ok &= s != NULL;
+			if (s)
+				cJSON_AddItemToArray(rs, s);
+		}
+	}
+	if (!ok) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return o;
+}
+
+static int write_json(FILE *f, struct analysis *const *as, const struct render_meta *metas,
+		      size_t n)
+{
+	cJSON *root = NULL;
+	if (n == 1) {
+		root = render_json(as[0], &metas[0]);
+	} else {
+		root = cJSON_CreateArray();
+		for (size_t i = 0; root && i < n; i++) {
+			cJSON *x = render_json(as[i], &metas[i]);
+			if (x == NULL) {
+				cJSON_Delete(root);
+				root = NULL;
+				break;
+			}
+			cJSON_AddItemToArray(root, x);
+		}
+	}
+	if (root == NULL)
+		return -1;
+	char *s = cJSON_Print(root);
+	cJSON_Delete(root);
+	if (s == NULL)
+		return -1;
+	int rc = fputs(s, f) < 0 || fputc('\n', f) == EOF ? -1 : 0;
+	cJSON_free(s);
+	return rc;
+}
+
+int render_write(FILE *f, enum render_format fmt, struct analysis *const *as,
+		 const struct render_meta *metas, size_t n)
+{
+	switch (fmt) {
+	case RENDER_JSON:
+		return write_json(f, as, metas, n);
+	case RENDER_HTML:
+		return rhtml_write(f, as, metas, n);
+	case RENDER_TEXT:
+	case RENDER_MD:
+		for (size_t i = 0; i < n; i++) {
+			if (i > 0 && fputc('\n', f) == EOF)
+				return -1;
+			if (rtext_write(f, as[i], &metas[i], fmt == RENDER_MD) < 0)
+				return -1;
+		}
+		return 0;
+	}
+	return -1;
+}
