@@ -3,9 +3,10 @@
  * non-blocking socket, plain or TLS. The proxy moves bytes only through these calls, so TLS
  * plugs in here without touching the HTTP logic.
  *
- * Edge-triggered readiness: conn_event() records an edge (EV_READ/EV_WRITE) in the readable and
- * writable flags; conn_read()/conn_writev() clear them when the socket has nothing more to give
- * or take, so the caller simply tries while a flag is set. A TLS read may need the socket to be
+ * Edge-triggered readiness: conn_event() records an edge (EV_READ/EV_WRITE/EV_CLOSED) in the
+ * readable and writable flags; conn_read()/conn_writev() clear them when the socket has nothing
+ * more to give or take, so the caller simply tries while a flag is set. Sockets are registered
+ * with EV_CLOSED so that a FIN arriving with the last data is not mistaken for an empty socket. A TLS read may need the socket to be
  * writable (and a TLS write readable); conn_event() maps those edges for it.
  *
  * Return convention of conn_read/conn_writev: > 0 bytes moved; 0 from conn_read means the peer
@@ -29,6 +30,7 @@ struct conn {
 	void *tls;          /* SSL, NULL for plain sockets */
 	const char *name;   /* (ref) peer name for log lines */
 	bool readable;      /* an edge said readable and nothing since said it is empty */
+	bool peer_closed;   /* the peer's FIN has arrived (EV_CLOSED): read until 0 */
 	bool writable;      /* no EAGAIN since the last EV_WRITE edge */
 	bool tls_sniff;     /* server side: first bytes not yet checked for a TLS handshake */
 	bool read_wants_write;  /* the last TLS read stopped for want of writability */

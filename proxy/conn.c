@@ -18,7 +18,9 @@
 
 void conn_event(struct conn *c, short what)
 {
-	if (what & EV_READ) {
+	if (what & EV_CLOSED)
+		c->peer_closed = true;
+	if (what & (EV_READ | EV_CLOSED)) {
 		c->readable = true;
 		if (c->write_wants_read)
 			c->writable = true;
@@ -104,8 +106,9 @@ ssize_t conn_read(struct conn *c, void *buf, size_t len)
 		do
 			n = read(c->fd, buf, len);
 		while (n < 0 && errno == EINTR);
-		/* a short read drained the socket: the next data brings a new edge */
-		if (n < 0 ? errno == EAGAIN : (size_t)n < len)
+		/* a short read drained the socket: the next data brings a new edge (a FIN that came
+		 * with this data brought EV_CLOSED, and then the next read returns 0) */
+		if (n < 0 ? errno == EAGAIN : (n > 0 && (size_t)n < len && !c->peer_closed))
 			c->readable = false;
 		return n;
 	}

@@ -569,6 +569,23 @@ static void conn_run(struct httpd_conn *c)
 		conn_close(c); /* may free c */
 }
 
+/*
+ * Whether the peer reset the connection, looked at while the handler works and nothing is read.
+ * A FIN alone does not count: a half-closed peer may still wait for its answer.
+ */
+static bool conn_peer_reset(struct httpd_conn *c)
+{
+	char byte;
+
+	for (;;) {
+		ssize_t n = recv(c->fd, &byte, 1, MSG_PEEK);
+		if (n >= 0)
+			return false;
+		if (errno != EINTR)
+			return errno != EAGAIN && errno != EWOULDBLOCK;
+	}
+}
+
 static void conn_event_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct httpd_conn *c = arg;
@@ -578,6 +595,12 @@ static void conn_event_cb(evutil_socket_t fd, short what, void *arg)
 		c->readable = true;
 	if (what & EV_WRITE)
 		c->writable = true;
+	/* A reset client's socket goes now, not when the answer is written. */
+	if ((what & EV_READ) && c->state == CS_HANDLER && conn_peer_reset(c)) {
+		log_debug("httpd: %s: reset while the handler works", c->peer);
+		conn_close(c); /* keeps c until httpd_respond() */
+		return;
+	}
 	conn_run(c); /* may free c */
 }
 

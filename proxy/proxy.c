@@ -698,7 +698,8 @@ static bool rewrite_request(struct session *s, const struct http_msg *m, const c
 		    (ntok > 0 && named_by_connection(buf, n, tok, ntok)))
 			continue;
 		if (n.len == 15 && strncasecmp(nm, "x-forwarded-for", 15) == 0) {
-			xff = (int)i;
+			if (xff < 0)
+				xff = (int)i;
 			continue;
 		}
 		o = put(o, nm, n.len);
@@ -1486,7 +1487,8 @@ void proxy_accept(struct worker *w, const struct worker_listener *l)
 		s->ip_len = (uint8_t)net_addr_str((struct sockaddr *)&ss, s->ip, sizeof(s->ip));
 		s->t_client = s->t_head = now_us(w);
 		s->c.name = s->ip;
-		s->c.ev = event_new(w->base, fd, EV_READ | EV_WRITE | EV_PERSIST | EV_ET, client_cb, s);
+		s->c.ev = event_new(w->base, fd, EV_READ | EV_WRITE | EV_CLOSED | EV_PERSIST | EV_ET,
+				    client_cb, s);
 		if (tls != NULL && conn_tls_accept(&s->c, tls) < 0) {
 			session_free(s);
 			continue;

@@ -172,7 +172,7 @@ static void idle_event(struct upconn *u, short what)
 {
 	char probe[64];
 
-	if (!(what & EV_READ))
+	if (!(what & (EV_READ | EV_CLOSED)))
 		return;
 	ssize_t n = conn_read(&u->c, probe, sizeof(probe));
 	if (n < 0 && errno == EAGAIN)
@@ -241,7 +241,8 @@ struct upconn *upstream_acquire(struct upstream_pools *p, int server, void *tls_
 	u->connecting = in_progress;
 	u->c.writable = !in_progress;
 	u->c.name = s->name;
-	u->c.ev = event_new(p->base, fd, EV_READ | EV_WRITE | EV_PERSIST | EV_ET, upconn_cb, u);
+	u->c.ev = event_new(p->base, fd, EV_READ | EV_WRITE | EV_CLOSED | EV_PERSIST | EV_ET,
+			    upconn_cb, u);
 	if (s->tls && (tls_ctx == NULL || conn_tls_connect(&u->c, tls_ctx, s->host, verify) < 0)) {
 		upconn_free(u);
 		errno = EPROTO;

@@ -1,0 +1,801 @@
+"""Helpers for the integration tier: free ports, real processes (model backends and the proxy)
+on 127.0.0.1, temporary configuration files, a raw-socket HTTP/1.1 client, a small in-process
+HTTP upstream for header and streaming checks, and the cohort hash recomputed in Python.
+
+Every process started here is registered with a ProcessGroup, and the group kills whatever is
+still alive at teardown, whether the test passed or not.
+"""
+
+import atexit
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ABGATE_BIN = os.environ.get("ABGATE_BIN") or os.path.join(REPO, "build", "abgate")
+HOST = "127.0.0.1"
+
+# ---------------------------------------------------------------------------------------------
+# The cohort hash, as DESIGN.md and the README define it.
+
+_M64 = (1 << 64) - 1
+BUCKETS = 10000
+
+
+def abgate_hash(data):
+    """64-bit FNV-1a over the bytes followed by the MurmurHash3 fmix64 finalizer."""
+    h = 0xCBF29CE484222325
+    for b in data:
+        h ^= b
+        h = (h * 0x100000001B3) & _M64
+    h ^= h >> 33
+    h = (h * 0xFF51AFD7ED558CCD) & _M64
+    h ^= h >> 33
+    h = (h * 0xC4CEB9FE1A85EC53) & _M64
+    h ^= h >> 33
+    return h
+
+
+def bucket(salt, unit):
+    if isinstance(salt, str):
+        salt = salt.encode()
+    if isinstance(unit, str):
+        unit = unit.encode()
+    return abgate_hash(salt + b":" + unit) % BUCKETS
+
+
+def weight_bp(weight):
+    """A percentage with at most two decimals as integer basis points."""
+    return int(round(float(weight) * 100))
+
+
+def variant_for(variants, salt, unit):
+    """variants: [(name, weight_percent), ...] in declared order; returns the owning name."""
+    b = bucket(salt, unit)
+    lo = 0
+    for name, w in variants:
+        hi = lo + weight_bp(w)
+        if lo <= b < hi:
+            return name
+        lo = hi
+    raise AssertionError("bucket %d not covered by %r" % (b, variants))
+
+
+# ---------------------------------------------------------------------------------------------
+# Ports and waiting.
+
+_handed_out = set()
+_port_lock = threading.Lock()
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago and not handed out before here."""
+    with _port_lock:
+        for _ in range(200):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                s.bind((HOST, 0))
+                port = s.getsockname()[1]
+            finally:
+                s.close()
+            if port not in _handed_out:
+                _handed_out.add(port)
+                return port
+    raise RuntimeError("no free port found")
+
+
+def wait_until(pred, timeout=5.0, interval=0.005, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+def port_open(port, host=HOST):
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------------------------------------
+# A raw HTTP/1.1 client.
+
+
+class Response:
+    def __init__(self, version, status, reason, headers, body):
+        self.version = version
+        self.status = status
+        self.reason = reason
+        self.headers = headers  # [(name, value)] in received order
+        self.body = body
+
+    def header(self, name, default=None):
+        name = name.lower()
+        for n, v in self.headers:
+            if n.lower() == name:
+                return v
+        return default
+
+    def header_all(self, name):
+        name = name.lower()
+        return [v for n, v in self.headers if n.lower() == name]
+
+    def json(self):
+        return json.loads(self.body.decode())
+
+    def __repr__(self):
+        return "<Response %s %d %r body=%r>" % (self.version, self.status, self.headers,
+                                                self.body[:200])
+
+
+class ConnectionClosed(Exception):
+    pass
+
+
+class HttpConn:
+    """One client connection that writes raw bytes and reads responses in order."""
+
+    def __init__(self, port, host=HOST, timeout=10.0, rcvbuf=None):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(timeout)
+        self.sock.connect((host, port))
+        self.buf = bytearray()
+        self.eof = False
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+    def _fill(self, n=65536):
+        if self.eof:
+            raise ConnectionClosed("connection closed by peer")
+        chunk = self.sock.recv(n)
+        if not chunk:
+            self.eof = True
+            raise ConnectionClosed("connection closed by peer")
+        self.buf += chunk
+
+    def _read_until(self, delim):
+        start = 0
+        while True:
+            i = self.buf.find(delim, start)
+            if i >= 0:
+                out = bytes(self.buf[:i + len(delim)])
+                del self.buf[:i + len(delim)]
+                return out
+            start = max(0, len(self.buf) - len(delim) + 1)
+            self._fill()
+
+    def _read_exact(self, n):
+        while len(self.buf) < n:
+            self._fill(max(65536, n - len(self.buf)))
+        out = bytes(self.buf[:n])
+        del self.buf[:n]
+        return out
+
+    def _read_to_eof(self):
+        try:
+            while True:
+                self._fill()
+        except ConnectionClosed:
+            pass
+        out = bytes(self.buf)
+        self.buf.clear()
+        return out
+
+    def read_head(self):
+        head = self._read_until(b"\r\n\r\n").decode("latin-1")
+        lines = head.split("\r\n")
+        m = re.match(r"^(HTTP/\d\.\d) (\d{3})(?: (.*))?$", lines[0])
+        if not m:
+            raise AssertionError("bad status line %r" % lines[0])
+        headers = []
+        for line in lines[1:]:
+            if not line:
+                continue
+            n, _, v = line.partition(":")
+            headers.append((n, v.strip()))
+        return m.group(1), int(m.group(2)), m.group(3) or "", headers
+
+    def read_response(self, head_request=False, allow_1xx=False):
+        """Reads one response; 1xx interim responses are returned only when allow_1xx."""
+        while True:
+            version, status, reason, headers = self.read_head()
+            resp = Response(version, status, reason, headers, b"")
+            if 100 <= status < 200 and not allow_1xx:
+                continue
+            break
+        if head_request or 100 <= status < 200 or status in (204, 304):
+            return resp
+        te = resp.header("Transfer-Encoding")
+        cl = resp.header("Content-Length")
+        if te is not None and "chunked" in te.lower():
+            resp.body = self._read_chunked()
+        elif cl is not None:
+            resp.body = self._read_exact(int(cl))
+        else:
+            resp.body = self._read_to_eof()
+        return resp
+
+    def _read_chunked(self):
+        body = bytearray()
+        while True:
+            line = self._read_until(b"\r\n")
+            size = int(line.split(b";")[0].strip(), 16)
+            if size == 0:
+                while self._read_until(b"\r\n") != b"\r\n":
+                    pass
+                return bytes(body)
+            body += self._read_exact(size)
+            if self._read_exact(2) != b"\r\n":
+                raise AssertionError("chunk not followed by CRLF")
+
+    def request(self, method="GET", path="/", headers=None, body=None, version="HTTP/1.1"):
+        self.send(build_request(method, path, headers, body, version))
+        return self.read_response(head_request=(method == "HEAD"))
+
+    def is_closed(self, timeout=2.0):
+        """True when the peer closes the connection (reads EOF) within timeout."""
+        if self.eof:
+            return True
+        old = self.sock.gettimeout()
+        self.sock.settimeout(timeout)
+        try:
+            chunk = self.sock.recv(4096)
+        except socket.timeout:
+            return False
+        except ConnectionResetError:
+            return True
+        finally:
+            self.sock.settimeout(old)
+        if chunk:
+            self.buf += chunk
+            return False
+        self.eof = True
+        return True
+
+
+def build_request(method="GET", path="/", headers=None, body=None, version="HTTP/1.1"):
+    """Request bytes; adds Host (unless given) and Content-Length for a body (unless the
+    headers already frame it)."""
+    if isinstance(body, str):
+        body = body.encode()
+    hdrs = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
+    names = {n.lower() for n, _ in hdrs}
+    if "host" not in names:
+        hdrs.insert(0, ("Host", "test.local"))
+    if body is not None and "content-length" not in names and "transfer-encoding" not in names:
+        hdrs.append(("Content-Length", str(len(body))))
+    out = "%s %s %s\r\n" % (method, path, version)
+    out += "".join("%s: %s\r\n" % (n, v) for n, v in hdrs)
+    out += "\r\n"
+    data = out.encode("latin-1")
+    if body is not None:
+        data += body
+    return data
+
+
+def http(port, method="GET", path="/", headers=None, body=None, timeout=10.0):
+    """One request on a fresh connection."""
+    with HttpConn(port, timeout=timeout) as c:
+        return c.request(method, path, headers, body)
+
+
+def pipelined(conn, requests, batch=100):
+    """Sends raw requests in pipelined batches and returns the responses in order."""
+    out = []
+    for i in range(0, len(requests), batch):
+        part = requests[i:i + batch]
+        conn.send(b"".join(part))
+        for _ in part:
+            out.append(conn.read_response())
+    return out
+
+
+def parallel_pipelined(port, requests, nconns=4, batch=100):
+    """Spreads requests over nconns keep-alive connections (each pipelining batches), in
+    threads. Returns the responses in the order of requests."""
+    results = [None] * len(requests)
+    errors = []
+
+    def run(idx):
+        try:
+            with HttpConn(port, timeout=20) as c:
+                mine = list(range(idx, len(requests), nconns))
+                resps = pipelined(c, [requests[i] for i in mine], batch)
+                for i, r in zip(mine, resps):
+                    results[i] = r
+        except Exception as e:  # reported to the caller below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(nconns)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    if errors:
+        raise errors[0]
+    assert all(r is not None for r in results), "some responses missing"
+    return results
+
+
+def user_request(uid, path="/predict", extra=None):
+    headers = [("X-User-Id", uid)]
+    if extra:
+        headers += list(extra)
+    return build_request("GET", path, headers)
+
+
+# ---------------------------------------------------------------------------------------------
+# Processes.
+
+
+_live = set()
+
+
+@atexit.register
+def _kill_leftovers():
+    for p in list(_live):
+        p.kill()
+
+
+class Proc:
+    def __init__(self, name, argv, log_path, cwd=None):
+        self.name = name
+        self.argv = argv
+        self.log_path = log_path
+        self._log = open(log_path, "ab")
+        self.p = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT, cwd=cwd,
+                                  stdin=subprocess.DEVNULL, start_new_session=True)
+        _live.add(self)
+
+    @property
+    def pid(self):
+        return self.p.pid
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def signal(self, sig):
+        if self.alive():
+            self.p.send_signal(sig)
+
+    def log(self):
+        self._log.flush()
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def stop(self, timeout=5.0):
+        """SIGTERM, then SIGKILL if it has not exited in timeout. Returns the exit status."""
+        if self.alive():
+            self.p.send_signal(signal.SIGTERM)
+            try:
+                self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.p.wait()
+
+    def kill(self):
+        if self.alive():
+            try:
+                self.p.kill()
+            except ProcessLookupError:
+                pass
+        try:
+            self.p.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def close(self):
+        self.kill()
+        _live.discard(self)
+        try:
+            self._log.close()
+        except OSError:
+            pass
+
+
+class ProcessGroup:
+    """Owns every process a test starts; close() kills them all."""
+
+    def __init__(self, tmp_path):
+        self.tmp = tmp_path
+        self.procs = []
+        self.upstreams = []
+        self._n = 0
+
+    def _logfile(self, name):
+        self._n += 1
+        return str(self.tmp / ("%02d-%s.log" % (self._n, name)))
+
+    def backend(self, model, latency_ms=None, error_rate=None, port=None):
+        port = port or free_port()
+        argv = [ABGATE_BIN, "backend", "--port", str(port), "--model", model, "--host", HOST]
+        if latency_ms is not None:
+            argv += ["--latency-ms", str(latency_ms)]
+        if error_rate is not None:
+            argv += ["--error-rate", str(error_rate)]
+        p = Proc("backend-" + model, argv, self._logfile("backend-" + model))
+        self.procs.append(p)
+        b = Backend(p, model, port)
+        wait_until(lambda: _healthz(port) or (not p.alive() and _died(p)), timeout=5,
+                   what="backend %s on port %d" % (model, port))
+        return b
+
+    def proxy(self, config, name="proxy"):
+        """config: a Config. Writes it and starts `abgate serve -c FILE`."""
+        config.write()
+        p = Proc(name, [ABGATE_BIN, "serve", "-c", config.path], self._logfile(name),
+                 cwd=str(self.tmp))
+        self.procs.append(p)
+        px = Proxy(p, config)
+        px.wait_ready()
+        return px
+
+    def upstream(self, handler=None):
+        u = PyUpstream(handler)
+        self.upstreams.append(u)
+        return u
+
+    def close(self):
+        for p in self.procs:
+            p.close()
+        for u in self.upstreams:
+            u.close()
+
+
+def _died(p):
+    raise AssertionError("%s exited early with %s:\n%s" % (p.name, p.p.returncode, p.log()))
+
+
+def _healthz(port):
+    try:
+        return http(port, "GET", "/healthz", timeout=1).status == 200
+    except OSError:
+        return False
+    except ConnectionClosed:
+        return False
+
+
+class Backend:
+    def __init__(self, proc, model, port):
+        self.proc = proc
+        self.model = model
+        self.port = port
+        self.addr = "%s:%d" % (HOST, port)
+
+
+class Config:
+    """An abgate YAML file in a temporary directory, built from a few parameters."""
+
+    def __init__(self, path, port, admin_port, backends, experiments, default_backend=None,
+                 workers=1, outcomes=None, limits=None, extra=""):
+        self.path = str(path)
+        self.port = port
+        self.admin_port = admin_port
+        self.backends = backends        # {name: "127.0.0.1:port"}
+        self.experiments = experiments  # [Experiment]
+        self.default_backend = default_backend
+        self.workers = workers
+        self.outcomes = outcomes
+        self.limits = limits or {}
+        self.extra = extra
+
+    def text(self):
+        y = ["listen:", "  - addr: %s:%d" % (HOST, self.port),
+             "admin:", "  addr: %s:%d" % (HOST, self.admin_port),
+             "workers: %d" % self.workers,
+             "log:", "  error: stderr", "  level: info"]
+        if self.outcomes:
+            y.append("  outcomes: %s" % self.outcomes)
+        if self.limits:
+            y.append("limits:")
+            y += ["  %s: %s" % (k, v) for k, v in self.limits.items()]
+        y.append("backends:")
+        for name, addr in self.backends.items():
+            y += ["  %s:" % name, "    servers: [%s]" % addr]
+        if self.default_backend:
+            y.append("default_backend: %s" % self.default_backend)
+        if self.experiments:
+            y.append("experiments:")
+            for e in self.experiments:
+                y += e.lines()
+        return "\n".join(y) + "\n" + self.extra
+
+    def write(self, text=None):
+        """Replaces the file atomically (write a sibling, then rename over it)."""
+        data = self.text() if text is None else text
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(data)
+        os.replace(tmp, self.path)
+
+
+class Experiment:
+    def __init__(self, name, variants, path_prefix="/predict", unit=("header", "X-User-Id"),
+                 fallback=None, salt=None, allow_force=None, host=None, method=None,
+                 fallback_cookie=None):
+        self.name = name
+        self.variants = variants  # [(name, backend, weight)]
+        self.path_prefix = path_prefix
+        self.unit = unit
+        self.fallback = fallback
+        self.salt = salt
+        self.allow_force = allow_force
+        self.host = host
+        self.method = method
+        self.fallback_cookie = fallback_cookie
+
+    @property
+    def effective_salt(self):
+        return self.salt if self.salt is not None else self.name
+
+    def weights(self):
+        return [(n, w) for n, _, w in self.variants]
+
+    def expect(self, unit):
+        return variant_for(self.weights(), self.effective_salt, unit)
+
+    def lines(self):
+        match = []
+        if self.path_prefix is not None:
+            match.append("path_prefix: %s" % self.path_prefix)
+        if self.host is not None:
+            match.append("host: %s" % self.host)
+        if self.method is not None:
+            match.append("method: %s" % self.method)
+        y = ["  - name: %s" % self.name]
+        if match:
+            y.append("    match: {%s}" % ", ".join(match))
+        y.append("    unit: {%s: %s}" % self.unit)
+        if self.fallback:
+            y.append("    fallback: %s" % self.fallback)
+        if self.fallback_cookie:
+            y.append("    fallback_cookie: %s" % self.fallback_cookie)
+        if self.salt is not None:
+            y.append("    salt: %s" % self.salt)
+        if self.allow_force is not None:
+            y.append("    allow_force: %s" % ("true" if self.allow_force else "false"))
+        y.append("    variants:")
+        for n, b, w in self.variants:
+            y.append("      - {name: %s, backend: %s, weight: %s}" % (n, b, w))
+        return y
+
+
+class Proxy:
+    def __init__(self, proc, config):
+        self.proc = proc
+        self.config = config
+        self.port = config.port
+        self.admin_port = config.admin_port
+
+    def wait_ready(self, timeout=5.0):
+        def ready():
+            if not self.proc.alive():
+                raise AssertionError("proxy exited with %s:\n%s"
+                                     % (self.proc.p.returncode, self.proc.log()))
+            try:
+                r = http(self.admin_port, "GET", "/readyz", timeout=1)
+            except (OSError, ConnectionClosed):
+                return False
+            return r.status == 200 and port_open(self.port)
+        wait_until(ready, timeout=timeout, what="proxy readiness")
+
+    def log(self):
+        return self.proc.log()
+
+    def admin(self, method, path, body=None, headers=None):
+        return http(self.admin_port, method, path, headers=headers, body=body)
+
+    def reload_admin(self):
+        return self.admin("POST", "/reload")
+
+    def reloaded_count(self):
+        return len(re.findall(r"reloaded .*generation \d+", self.log()))
+
+    def sighup_and_wait(self, generation, timeout=5.0):
+        """Sends SIGHUP and waits for the log line announcing the given generation."""
+        pat = re.compile(r"reloaded .*: generation %d\b" % generation)
+        self.proc.signal(signal.SIGHUP)
+        wait_until(lambda: pat.search(self.log()), timeout=timeout,
+                   what="reload to generation %d" % generation)
+
+    def outcomes(self, predicate=None):
+        path = self.config.outcomes
+        if not path or not os.path.exists(path):
+            return []
+        recs = []
+        with open(path) as f:
+            for line in f:
+                if line.endswith("\n"):
+                    recs.append(json.loads(line))
+        if predicate:
+            recs = [r for r in recs if predicate(r)]
+        return recs
+
+    def wait_outcomes(self, predicate, count, timeout=5.0):
+        """Waits until at least count records match (the log is written in batches) and
+        returns the matching records."""
+        def enough():
+            recs = self.outcomes(predicate)
+            return recs if len(recs) >= count else None
+        return wait_until(enough, timeout=timeout, what="%d outcome records" % count)
+
+    def stop(self):
+        return self.proc.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# A small HTTP upstream written in Python, for what the model backend cannot do: echo the
+# request headers it received, send hop-by-hop headers, and stream large bodies.
+
+
+class UpstreamRequest:
+    def __init__(self, method, target, version, headers, body):
+        self.method = method
+        self.target = target
+        self.version = version
+        self.headers = headers
+        self.body = body
+
+    def header_all(self, name):
+        return [v for n, v in self.headers if n.lower() == name.lower()]
+
+
+class PyUpstream:
+    """Threaded HTTP/1.1 server on a free 127.0.0.1 port. handler(req, conn_sock) returns None
+    after writing the response itself, or a tuple (status, headers, body)."""
+
+    def __init__(self, handler=None):
+        self.handler = handler or echo_handler
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind((HOST, 0))
+        self.lsock.listen(128)
+        self.port = self.lsock.getsockname()[1]
+        self.addr = "%s:%d" % (HOST, self.port)
+        self.requests = []
+        self.connections = 0
+        self.bytes_sent = 0
+        self.lock = threading.Lock()
+        self.closed = False
+        self.socks = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                s, _ = self.lsock.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.connections += 1
+                self.socks.append(s)
+            threading.Thread(target=self._serve, args=(s,), daemon=True).start()
+
+    def _serve(self, s):
+        rf = s.makefile("rb")
+        try:
+            while True:
+                line = rf.readline(65536)
+                if not line:
+                    return
+                method, target, version = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
+                headers = []
+                while True:
+                    h = rf.readline(65536).decode("latin-1")
+                    if h in ("\r\n", "\n", ""):
+                        break
+                    n, _, v = h.partition(":")
+                    headers.append((n, v.strip()))
+                req = UpstreamRequest(method, target, version, headers, b"")
+                te = req.header_all("Transfer-Encoding")
+                cl = req.header_all("Content-Length")
+                if te and "chunked" in te[-1].lower():
+                    body = bytearray()
+                    while True:
+                        size = int(rf.readline().split(b";")[0], 16)
+                        if size == 0:
+                            while rf.readline() not in (b"\r\n", b""):
+                                pass
+                            break
+                        body += rf.read(size)
+                        rf.read(2)
+                    req.body = bytes(body)
+                elif cl:
+                    req.body = rf.read(int(cl[0]))
+                with self.lock:
+                    self.requests.append(req)
+                res = self.handler(req, s)
+                if res is not None:
+                    status, hdrs, body = res
+                    self.send_response(s, status, hdrs, body, head_only=(method == "HEAD"))
+                conn = ",".join(req.header_all("Connection")).lower()
+                if version == "HTTP/1.0" and "keep-alive" not in conn or "close" in conn:
+                    return
+        except (OSError, ValueError):
+            return
+        finally:
+            try:
+                rf.close()
+                s.close()
+            except OSError:
+                pass
+
+    def send_response(self, s, status, headers, body, head_only=False):
+        head = "HTTP/1.1 %d X\r\n" % status
+        names = {n.lower() for n, _ in headers}
+        if "content-length" not in names and "transfer-encoding" not in names:
+            headers = list(headers) + [("Content-Length", str(len(body)))]
+        head += "".join("%s: %s\r\n" % (n, v) for n, v in headers) + "\r\n"
+        self.sendall(s, head.encode("latin-1") + (b"" if head_only else body))
+
+    def sendall(self, s, data):
+        view = memoryview(data)
+        while view:
+            n = s.send(view[:262144])
+            with self.lock:
+                self.bytes_sent += n
+            view = view[n:]
+
+    def close(self):
+        self.closed = True
+        try:
+            self.lsock.close()
+        except OSError:
+            pass
+        with self.lock:
+            socks = list(self.socks)
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+                s.close()
+            except OSError:
+                pass
+
+
+def echo_handler(req, sock, name="echo", extra_headers=()):
+    """Answers with the request it received as JSON: headers in order, body length."""
+    body = json.dumps({"upstream": name, "method": req.method, "target": req.target,
+                       "version": req.version, "headers": req.headers,
+                       "body_len": len(req.body)}).encode()
+    return 200, [("Content-Type", "application/json"), ("X-Upstream", name)] + list(
+        extra_headers), body
+
+
+def make_echo(name, extra_headers=()):
+    return lambda req, sock: echo_handler(req, sock, name, extra_headers)
+
+
+def big_body(n):
+    """n deterministic bytes (a repeating counter pattern, so shifts and losses show)."""
+    unit = bytes(range(256)) * 4 + b"abgate"
+    reps = n // len(unit) + 1
+    return (unit * reps)[:n]
