@@ -6,6 +6,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -187,7 +188,9 @@ int conn_tls_connect(struct conn *c, void *ctx, const char *host, bool verify)
 		goto fail;
 	if (host != NULL && host[0] != '\0') {
 		bool is_ip = strspn(host, "0123456789.:") == strlen(host);
-		if (!is_ip && SSL_set_tlsext_host_name(ssl, host) != 1)
+		char sni[256]; /* the SNI macro takes a non-const pointer */
+		snprintf(sni, sizeof(sni), "%s", host);
+		if (!is_ip && SSL_set_tlsext_host_name(ssl, sni) != 1)
 			goto fail;
 		if (verify) {
 			if (is_ip) {
