@@ -59,7 +59,9 @@ integration: $(B)/abgate
 
 test:
 	@bash scripts/deps.sh test
-	@$(MAKE) --no-print-directory all $(UNIT_BIN)
+	@$(MAKE) --no-print-directory -j2 all $(UNIT_BIN)
+	@$(MAKE) --no-print-directory -j2 asan
+	@$(MAKE) --no-print-directory -j2 fuzz
 	@bash tests/run.sh all $(B)
 
 asan:

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Runs the test tiers and prints one closing line "N passed, N failed" over all of them.
-#   tests/run.sh unit|integration|all [BUILD_DIR]
-# The unit tier runs every BUILD_DIR/tests/test_* binary (each prints "name: N passed, N failed");
-# the integration tier runs pytest under /usr/bin/python3 (Debian's, with scipy) on
-# tests/integration against BUILD_DIR/abgate.
+#   tests/run.sh unit|integration|asan|fuzz|all [BUILD_DIR]
+# unit: every BUILD_DIR/tests/test_* binary (each prints "name: N passed, N failed").
+# integration: pytest under /usr/bin/python3 (Debian's, with scipy) on tests/integration against
+#   BUILD_DIR/abgate.
+# asan: both tiers again against the sanitizer build (BUILD_DIR/asan: AddressSanitizer,
+#   UndefinedBehaviorSanitizer, LeakSanitizer); every report goes to a file, and any file
+#   written counts as a failure.
+# fuzz: each libFuzzer driver in BUILD_DIR/fuzz for a short smoke period over its seed corpus.
 set -u
 tier=${1:-all}
 build=${2:-build}
@@ -49,11 +53,47 @@ run_integration() {
   fi
 }
 
+run_asan() {
+  local reports="$root/$build/asan/reports" saved=$build n
+  rm -rf "$reports"
+  mkdir -p "$reports"
+  export ASAN_OPTIONS="log_path=$reports/asan:detect_leaks=1:strict_string_checks=1"
+  export UBSAN_OPTIONS="log_path=$reports/ubsan:print_stacktrace=1:halt_on_error=0"
+  echo "== sanitizer build: unit and integration tiers =="
+  build="$saved/asan"
+  run_unit
+  run_integration
+  build=$saved
+  unset ASAN_OPTIONS UBSAN_OPTIONS
+  n=$(find "$reports" -type f | wc -l)
+  if [ "$n" -gt 0 ]; then
+    echo "sanitizer reports: $n (in $reports)"
+    find "$reports" -type f | head -5 | while read -r f; do head -40 "$f"; done
+    failed=$((failed + n))
+  else
+    echo "sanitizer reports: 0"
+  fi
+}
+
+run_fuzz() {
+  local out
+  if ! ls "$build"/fuzz/fuzz_* >/dev/null 2>&1; then
+    echo "fuzz drivers not built (make fuzz)"
+    failed=$((failed + 1))
+    return
+  fi
+  out=$(bash tests/fuzz/run.sh "${FUZZ_TIME:-10}" "$build/fuzz" 2>&1)
+  printf '%s\n' "$out" | tail -n 20
+  count "$(tail -n 1 <<<"$out")"
+}
+
 case "$tier" in
   unit) run_unit ;;
   integration) run_integration ;;
-  all) run_unit; run_integration ;;
-  *) echo "tests/run.sh: unknown tier '$tier' (unit, integration, all)" >&2; exit 1 ;;
+  asan) run_asan ;;
+  fuzz) run_fuzz ;;
+  all) run_unit; run_integration; run_asan; run_fuzz ;;
+  *) echo "tests/run.sh: unknown tier '$tier' (unit, integration, asan, fuzz, all)" >&2; exit 1 ;;
 esac
 
 echo "$passed passed, $failed failed"
