@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sys/socket.h>
+
 #include "conn.h"
 
 struct event_base;
@@ -44,12 +46,22 @@ enum upstream_err {
 	UPSTREAM_ERR_COUNT,
 };
 
-/* Records a failure or a success with server id (thread-safe; failures are rare, a success
- * costs one relaxed load). A server is reported down after UPSTREAM_FALL consecutive failures
- * and up again after its next success. */
-#define UPSTREAM_FALL 3
-void upstream_note_error(int server, enum upstream_err why);
+/*
+ * Server health, shared by all threads. Passive: `fall` consecutive failed exchanges mark a
+ * server down (ejected); it is then skipped, except that once its back-off has passed one
+ * request is let through as a probe; a success marks it up again, a failure doubles the
+ * back-off (1 s, 2 s, ... 30 s). Active checks (health.c) report with upstream_health_result,
+ * which marks a server down after `fall` failed checks and up after `rise` good ones.
+ * The hot paths cost one relaxed load while a server is healthy.
+ */
+void upstream_note_error(int server, enum upstream_err why, uint32_t fall);
 void upstream_note_success(int server);
+void upstream_health_result(int server, bool ok, uint32_t rise, uint32_t fall);
+/* May a request go to server now? (true when up, or when a down server's probe is due: the
+ * first caller after the back-off gets true and the next back-off starts) */
+bool upstream_server_usable(int server);
+/* Milliseconds until a down server's next probe (0 when up or due). */
+uint64_t upstream_server_retry_ms(int server);
 uint64_t upstream_error_count(int server, enum upstream_err why);
 bool upstream_server_up(int server);
 const char *upstream_err_name(enum upstream_err why);
@@ -58,6 +70,8 @@ const char *upstream_err_name(enum upstream_err why);
 int upstream_register_conf(struct conf *c);
 /* The address text of server id ("127.0.0.1:9001"); *len set when len is not NULL. */
 const char *upstream_server_name(int id, size_t *len);
+/* The socket address of server id. */
+void upstream_server_addr(int id, struct sockaddr_storage *ss, socklen_t *len);
 /* Number of registered servers. */
 int upstream_server_count(void);
 

@@ -733,9 +733,14 @@ static bool rewrite_request(struct session *s, const struct http_msg *m, const c
 	return true;
 }
 
-/* Picks the backend's next server (round robin per worker) and connects or reuses. */
-static bool connect_upstream(struct session *s)
+enum { CONNECT_OK = 0, CONNECT_FAILED = -1, CONNECT_ALL_DOWN = -2 };
+
+/* Picks the backend's next usable server (round robin per worker) and connects or reuses.
+ * Returns CONNECT_OK, CONNECT_FAILED (every server tried failed) or CONNECT_ALL_DOWN (every
+ * server left is marked down and none is due for a probe). */
+static int connect_upstream(struct session *s)
 {
+	int down = 0;
 	struct worker *w = s->w;
 	const struct conf_backend *be = s->backend;
 	int first = be->servers[0].id;
@@ -744,7 +749,7 @@ static bool connect_upstream(struct session *s)
 		int n = first + 64;
 		uint32_t *rr = realloc(w->rr, (size_t)n * sizeof(*rr));
 		if (rr == NULL)
-			return false;
+			return CONNECT_FAILED;
 		memset(rr + w->nrr, 0, (size_t)(n - w->nrr) * sizeof(*rr));
 		w->rr = rr;
 		w->nrr = n;
@@ -752,6 +757,10 @@ static bool connect_upstream(struct session *s)
 	while ((size_t)s->tries < be->nservers) {
 		const struct conf_server *srv = &be->servers[w->rr[first]++ % be->nservers];
 		s->tries++;
+		if (!upstream_server_usable(srv->id)) {
+			down++;
+			continue;
+		}
 		s->server = srv->id;
 		s->u = upstream_acquire(w->pools, srv->id, be->tls_ctx, be->verify, s, &s->u_reused);
 		if (s->u != NULL) {
@@ -759,12 +768,22 @@ static bool connect_upstream(struct session *s)
 			s->t_upstream = now_us(w);
 			s->upstream_eof = false;
 			s->upstream_err = 0;
-			return true;
+			return CONNECT_OK;
 		}
 		log_warn("upstream %s: connect", upstream_server_name(srv->id, NULL));
-		upstream_note_error(srv->id, UPSTREAM_ERR_CONNECT);
+		upstream_note_error(srv->id, UPSTREAM_ERR_CONNECT, be->health_fall);
 	}
-	return false;
+	return down > 0 && s->server < 0 ? CONNECT_ALL_DOWN : CONNECT_FAILED;
+}
+
+/* Answers when no server of the backend could take the request. */
+static void no_upstream(struct session *s, int why)
+{
+	if (why == CONNECT_ALL_DOWN) {
+		local_response(s, 503, "every server of the backend is down; retry later", false);
+		return;
+	}
+	local_response(s, 502, "cannot connect to any server of the backend", false);
 }
 
 /* A complete request head is in w->msg: route it and start the exchange. */
@@ -839,8 +858,9 @@ static void start_request(struct session *s)
 		return;
 	}
 	s->state = ST_PROXY;
-	if (!connect_upstream(s)) {
-		local_response(s, 502, "cannot connect to any server of the backend", false);
+	int rc = connect_upstream(s);
+	if (rc != CONNECT_OK) {
+		no_upstream(s, rc);
 		return;
 	}
 	if (expect && buf_len(&s->in) == 0 && buf_ensure(s, &s->out)) {
@@ -964,7 +984,7 @@ static bool frame_response(struct session *s)
 			size_t used;
 			enum http_parse rc = http_chunked_feed(&s->resp_chunk, p, avail, &used);
 			if (rc == HTTP_ERROR || rc == HTTP_TOO_LARGE) {
-				upstream_note_error(s->server, UPSTREAM_ERR_INVALID);
+				upstream_note_error(s->server, UPSTREAM_ERR_INVALID, s->backend->health_fall);
 				log_warnx("upstream %s: bad chunked response: %s",
 					  upstream_server_name(s->server, NULL),
 					  s->resp_chunk.error ? s->resp_chunk.error : "framing");
@@ -992,7 +1012,7 @@ static bool frame_response(struct session *s)
 			 * truncation as a closed connection */
 			log_warnx("upstream %s: closed before the end of the response body",
 				  upstream_server_name(s->server, NULL));
-			upstream_note_error(s->server, UPSTREAM_ERR_CLOSED);
+			upstream_note_error(s->server, UPSTREAM_ERR_CLOSED, s->backend->health_fall);
 			s->aborted = true;
 		}
 		s->close_after = true;
@@ -1013,9 +1033,14 @@ static void upstream_failed(struct session *s)
 
 	if (s->u == NULL)
 		return;
-	upstream_note_error(s->server, timeout ? UPSTREAM_ERR_TIMEOUT
-				       : s->u->connecting ? UPSTREAM_ERR_CONNECT
-							  : UPSTREAM_ERR_CLOSED);
+	/* a kept-alive connection the server closed while idle is not a failure of the server */
+	bool stale = s->u_reused && !s->got_any && !timeout;
+	if (!stale)
+		upstream_note_error(s->server,
+				    timeout	       ? UPSTREAM_ERR_TIMEOUT
+				    : s->u->connecting ? UPSTREAM_ERR_CONNECT
+						       : UPSTREAM_ERR_CLOSED,
+				    s->backend->health_fall);
 	if (err != 0) {
 		errno = err;
 		log_warn("upstream %s", name);
@@ -1025,16 +1050,20 @@ static void upstream_failed(struct session *s)
 	upstream_release(s->u, false);
 	s->u = NULL;
 	/* Nothing of the request reached the server: another server of the same backend may
-	 * take it. A reused keep-alive connection that the server closed as we used it may be
-	 * retried for a request without a body (its head is still in uout). */
-	bool retry = !timeout && (!s->sent_any || (s->u_reused && !s->got_any &&
+	 * take it. A reused keep-alive connection that the server closed as we used it is retried
+	 * only for an idempotent request without a body (its head is still in uout): anything else
+	 * may have reached the model already. */
+	bool idempotent = s->method == HTTP_M_GET || s->method == HTTP_M_HEAD ||
+			  s->method == HTTP_M_OPTIONS || s->method == HTTP_M_PUT ||
+			  s->method == HTTP_M_DELETE || s->method == HTTP_M_TRACE;
+	bool retry = !timeout && (!s->sent_any || (s->u_reused && !s->got_any && idempotent &&
 						   s->req_body == HTTP_BODY_NONE));
 	if (retry) {
 		if (s->u_reused && s->tries > 0)
 			s->tries--; /* a stale pooled connection does not use up the server's turn */
 		s->uout.start = 0;
 		s->sent_any = false;
-		if (connect_upstream(s))
+		if (connect_upstream(s) == CONNECT_OK)
 			return;
 	}
 	if (timeout)
@@ -1217,7 +1246,7 @@ static bool handle_response_head(struct session *s)
 	if (rc != HTTP_OK) {
 		log_warnx("upstream %s: invalid response: %s", upstream_server_name(s->server, NULL),
 			  w->msg.error ? w->msg.error : "malformed head");
-		upstream_note_error(s->server, UPSTREAM_ERR_INVALID);
+		upstream_note_error(s->server, UPSTREAM_ERR_INVALID, s->backend->health_fall);
 		local_response(s, 502, "invalid response from upstream", false);
 		return true;
 	}

@@ -19,6 +19,7 @@
 
 #include "admin.h"
 #include "conf.h"
+#include "health.h"
 #include "httpd.h"
 #include "live.h"
 #include "log.h"
@@ -43,6 +44,7 @@ static struct {
 	struct outlog *access;
 	struct live_shard *live;
 	struct httpd *admin;
+	struct health *health;
 	struct event *drain_timer;
 	bool draining;
 	uint64_t reloads_ok, reloads_failed;
@@ -220,6 +222,7 @@ int server_reload(char *err, size_t errlen)
 		log_warnx("reload: log file paths change only with a restart");
 	conf_unref(old);
 	publish(n);
+	health_apply(srv.health, n);
 	log_config_records(n);
 	srv.reloads_ok++;
 	log_info("reloaded %s: generation %llu", srv.conf_path, (unsigned long long)n->generation);
@@ -407,8 +410,10 @@ int server_main(int argc, char **argv)
 		}
 	}
 	log_config_records(c);
-	if ((srv.base = event_base_new()) == NULL || (srv.live = live_shard_new()) == NULL)
+	if ((srv.base = event_base_new()) == NULL || (srv.live = live_shard_new()) == NULL ||
+	    (srv.health = health_new(srv.base)) == NULL)
 		goto out;
+	health_apply(srv.health, c);
 	srv.nworkers = c->workers;
 	if ((srv.workers = calloc(srv.nworkers, sizeof(*srv.workers))) == NULL)
 		goto out;
@@ -462,6 +467,7 @@ out:
 	if (srv.drain_timer != NULL)
 		event_free(srv.drain_timer);
 	httpd_free(srv.admin);
+	health_free(srv.health);
 	live_shard_free(srv.live);
 	outlog_close(srv.outlog);
 	outlog_close(srv.access);

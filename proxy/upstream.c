@@ -6,7 +6,9 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "conf.h"
@@ -24,8 +26,25 @@ struct server {
 	socklen_t sslen;
 	bool tls;
 	atomic_uint_fast64_t errors[UPSTREAM_ERR_COUNT];
-	atomic_uint failures; /* consecutive */
+	atomic_uint failures;  /* consecutive failed exchanges or checks */
+	atomic_uint successes; /* consecutive good checks (active checks only) */
+	atomic_bool down;
+	atomic_uint_fast64_t retry_at_ms; /* while down: when the next probe may go */
+	uint32_t backoff_ms;   /* under health_lock */
 };
+
+static pthread_mutex_t health_lock = PTHREAD_MUTEX_INITIALIZER;
+
+#define BACKOFF_MIN_MS 1000
+#define BACKOFF_MAX_MS 30000
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
 
 /* Registry entries are written under the lock and never move or change once published, so
  * workers read them without locking (they learn of a new id only through a new generation,
@@ -107,6 +126,12 @@ const char *upstream_server_name(int id, size_t *len)
 	if (len != NULL)
 		*len = servers[id]->name_len;
 	return servers[id]->name;
+}
+
+void upstream_server_addr(int id, struct sockaddr_storage *ss, socklen_t *len)
+{
+	*ss = servers[id]->ss;
+	*len = servers[id]->sslen;
 }
 
 int upstream_server_count(void)
@@ -272,16 +297,101 @@ void upstream_release(struct upconn *u, bool reusable)
 	p->total_idle++;
 }
 
-void upstream_note_error(int server, enum upstream_err why)
+/* Marks s down (or, already down, lengthens its back-off). health_lock held. */
+static void mark_down(struct server *s, const char *why)
 {
-	atomic_fetch_add_explicit(&servers[server]->errors[why], 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&servers[server]->failures, 1, memory_order_relaxed);
+	bool was_down = atomic_load(&s->down);
+
+	s->backoff_ms = was_down ? s->backoff_ms * 2 : BACKOFF_MIN_MS;
+	if (s->backoff_ms > BACKOFF_MAX_MS)
+		s->backoff_ms = BACKOFF_MAX_MS;
+	atomic_store(&s->retry_at_ms, mono_ms() + s->backoff_ms);
+	if (!was_down) {
+		atomic_store(&s->down, true);
+		log_warnx("upstream %s marked down (%s); probing again in %u ms", s->name, why,
+			  s->backoff_ms);
+	}
+}
+
+static void mark_up(struct server *s, const char *why)
+{
+	if (atomic_load(&s->down)) {
+		atomic_store(&s->down, false);
+		s->backoff_ms = 0;
+		log_info("upstream %s is up again (%s)", s->name, why);
+	}
+}
+
+void upstream_note_error(int server, enum upstream_err why, uint32_t fall)
+{
+	struct server *s = servers[server];
+
+	atomic_fetch_add_explicit(&s->errors[why], 1, memory_order_relaxed);
+	unsigned f = atomic_fetch_add_explicit(&s->failures, 1, memory_order_relaxed) + 1;
+	if (f >= (fall ? fall : 1) || atomic_load_explicit(&s->down, memory_order_relaxed)) {
+		char reason[64];
+		snprintf(reason, sizeof(reason), "%u failed exchanges, last: %s", f,
+			 upstream_err_name(why));
+		pthread_mutex_lock(&health_lock);
+		mark_down(s, reason);
+		pthread_mutex_unlock(&health_lock);
+	}
 }
 
 void upstream_note_success(int server)
 {
-	if (atomic_load_explicit(&servers[server]->failures, memory_order_relaxed) != 0)
-		atomic_store_explicit(&servers[server]->failures, 0, memory_order_relaxed);
+	struct server *s = servers[server];
+
+	if (atomic_load_explicit(&s->failures, memory_order_relaxed) != 0)
+		atomic_store_explicit(&s->failures, 0, memory_order_relaxed);
+	if (atomic_load_explicit(&s->down, memory_order_relaxed)) {
+		pthread_mutex_lock(&health_lock);
+		mark_up(s, "a request succeeded");
+		pthread_mutex_unlock(&health_lock);
+	}
+}
+
+void upstream_health_result(int server, bool ok, uint32_t rise, uint32_t fall)
+{
+	struct server *s = servers[server];
+
+	pthread_mutex_lock(&health_lock);
+	if (ok) {
+		atomic_store(&s->failures, 0);
+		unsigned n = atomic_fetch_add(&s->successes, 1) + 1;
+		if (n >= (rise ? rise : 1))
+			mark_up(s, "health check passed");
+	} else {
+		atomic_store(&s->successes, 0);
+		unsigned f = atomic_fetch_add(&s->failures, 1) + 1;
+		if (f >= (fall ? fall : 1))
+			mark_down(s, "health check failed");
+	}
+	pthread_mutex_unlock(&health_lock);
+}
+
+bool upstream_server_usable(int server)
+{
+	struct server *s = servers[server];
+
+	if (!atomic_load_explicit(&s->down, memory_order_relaxed))
+		return true;
+	uint64_t now = mono_ms();
+	uint64_t at = atomic_load(&s->retry_at_ms);
+	if (now < at)
+		return false;
+	/* the first caller past the back-off probes; the others keep waiting */
+	return atomic_compare_exchange_strong(&s->retry_at_ms, &at, now + BACKOFF_MIN_MS);
+}
+
+uint64_t upstream_server_retry_ms(int server)
+{
+	struct server *s = servers[server];
+
+	if (!atomic_load_explicit(&s->down, memory_order_relaxed))
+		return 0;
+	uint64_t now = mono_ms(), at = atomic_load(&s->retry_at_ms);
+	return at > now ? at - now : 0;
 }
 
 uint64_t upstream_error_count(int server, enum upstream_err why)
@@ -291,8 +401,7 @@ uint64_t upstream_error_count(int server, enum upstream_err why)
 
 bool upstream_server_up(int server)
 {
-	return atomic_load_explicit(&servers[server]->failures, memory_order_relaxed) <
-	       UPSTREAM_FALL;
+	return !atomic_load_explicit(&servers[server]->down, memory_order_relaxed);
 }
 
 const char *upstream_err_name(enum upstream_err why)

@@ -57,7 +57,7 @@ run_asan() {
   local reports="$root/$build/asan/reports" saved=$build n
   rm -rf "$reports"
   mkdir -p "$reports"
-  export ASAN_OPTIONS="log_path=$reports/asan:detect_leaks=1:strict_string_checks=1"
+  export ASAN_OPTIONS="log_path=$reports/asan:detect_leaks=1"
   export UBSAN_OPTIONS="log_path=$reports/ubsan:print_stacktrace=1:halt_on_error=0"
   echo "== sanitizer build: unit and integration tiers =="
   build="$saved/asan"

@@ -58,3 +58,11 @@ def ab_proxy(procs, models, make_config):
                           default_backend=default_backend, limits=limits)
         return procs.proxy(cfg), exp
     return start
+
+
+@pytest.fixture
+def yaml_config(tmp_path):
+    """Builds a YamlConfig (text given whole, @PORT@/@ADMIN@ on fresh ports) in tmp_path."""
+    def make(body, name="abgate.yaml", outcomes=None):
+        return harness.YamlConfig(tmp_path / name, body, outcomes=outcomes)
+    return make

@@ -799,3 +799,105 @@ def big_body(n):
     unit = bytes(range(256)) * 4 + b"abgate"
     reps = n // len(unit) + 1
     return (unit * reps)[:n]
+
+
+# ---------------------------------------------------------------------------------------------
+# Additions for the operations, outcomes, TLS and admin-auth tests.
+
+
+class YamlConfig(Config):
+    """A configuration written out as given: the text may hold the placeholders @PORT@ and
+    @ADMIN@, replaced by the client and admin ports picked for it. For what Config cannot
+    express (TLS listeners, metrics, log.access, token files, https backends)."""
+
+    def __init__(self, path, body, port=None, admin_port=None, outcomes=None):
+        super().__init__(path, port or free_port(), admin_port or free_port(), {}, [],
+                         outcomes=outcomes)
+        self.body = body
+
+    def text(self):
+        return (self.body.replace("@PORT@", str(self.port))
+                .replace("@ADMIN@", str(self.admin_port)))
+
+
+def start_proxy(group, config, name="proxy", ready=True, auth=None, timeout=5.0):
+    """Like ProcessGroup.proxy, for configurations whose admin API needs a bearer token
+    (auth, used for the readiness check) or that should not be waited for (ready=False)."""
+    config.write()
+    p = Proc(name, [ABGATE_BIN, "serve", "-c", config.path], group._logfile(name),
+             cwd=str(group.tmp))
+    group.procs.append(p)
+    px = Proxy(p, config)
+    if ready:
+        headers = [("Authorization", "Bearer " + auth)] if auth else None
+
+        def up():
+            if not p.alive():
+                raise AssertionError("%s exited with %s:\n%s" % (name, p.p.returncode, p.log()))
+            try:
+                r = http(config.admin_port, "GET", "/readyz", headers=headers, timeout=1)
+            except (OSError, ConnectionClosed):
+                return False
+            return r.status == 200 and port_open(config.port)
+        wait_until(up, timeout=timeout, what="%s readiness" % name)
+    return px
+
+
+def parse_prometheus(text):
+    """Samples of the Prometheus text format: {(name, ((label, value), ...)): float}, labels
+    sorted by name. Raises on a line it cannot read, and on a sample seen twice."""
+    samples = {}
+    pat = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$')
+    lab = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)",?')
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = pat.match(line)
+        if not m:
+            raise AssertionError("unreadable metrics line %r" % line)
+        labels = []
+        if m.group(3):
+            pos = 0
+            body = m.group(3)
+            while pos < len(body):
+                lm = lab.match(body, pos)
+                if not lm:
+                    raise AssertionError("unreadable labels in %r" % line)
+                labels.append((lm.group(1), lm.group(2)))
+                pos = lm.end()
+        key = (m.group(1), tuple(sorted(labels)))
+        if key in samples:
+            raise AssertionError("sample twice: %r" % line)
+        samples[key] = float(m.group(4))
+    return samples
+
+
+def metric_value(samples, name, **labels):
+    """The value of the sample with exactly these labels, or None."""
+    return samples.get((name, tuple(sorted(labels.items()))))
+
+
+def metric_series(samples, name):
+    """[(labels dict, value)] of every sample named name."""
+    return [(dict(k[1]), v) for k, v in samples.items() if k[0] == name]
+
+
+def abgate_pids():
+    """The pids of running processes whose executable is the abgate binary (by /proc)."""
+    want = os.path.realpath(ABGATE_BIN)
+    out = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            exe = os.readlink("/proc/%s/exe" % d)
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
+            cwd = os.readlink("/proc/%s/cwd" % d)
+        except OSError:
+            continue
+        if exe.endswith(" (deleted)"):
+            exe = exe[:-len(" (deleted)")]
+        if exe == want:
+            out[int(d)] = (cmd, cwd)
+    return out

@@ -23,7 +23,7 @@ def users_of(exp, variant, n, prefix="u"):
     return out
 
 
-def test_backend_down_gives_502_for_its_variant_only(procs, models, make_config):
+def test_backend_down_gives_502_then_fast_503_for_its_variant_only(procs, models, make_config):
     a, _ = models
     dead = "127.0.0.1:%d" % free_port()  # nothing listens there
     exp = Experiment("ranker", [("control", "model-a", 50), ("treatment", "model-b", 50)])
@@ -31,25 +31,35 @@ def test_backend_down_gives_502_for_its_variant_only(procs, models, make_config)
     treat = users_of(exp, "treatment", 15, "down")
     ctrl = users_of(exp, "control", 15, "down")
     rids = {}
+    statuses = []
     with HttpConn(proxy.port) as c:
-        # repeated failures (enough to mark the server down) still never reroute
+        # repeated failures mark the server down (after 3, the default health.fall): from then
+        # on its variant gets a fast 503, and still never another variant's backend
         for rnd in range(4):
             for u in treat:
                 rid = "dead-%d-%s" % (rnd, u)
+                t0 = time.monotonic()
                 r = c.request("GET", "/predict", [("X-User-Id", u), ("X-Request-Id", rid)])
-                assert r.status == 502, r
+                took = time.monotonic() - t0
+                assert r.status in (502, 503), r
+                assert took < 0.5, took
                 assert r.header("X-Abgate-Variant") == "treatment"
                 assert r.header("X-Abgate-Experiment") == "ranker"
                 assert r.header("X-Backend-Model") is None
                 assert b"model-a" not in r.body
                 assert 0 < len(r.body) < 200
-                rids[rid] = ("treatment", 502, dead)
+                statuses.append(r.status)
+                # a 503 never reached a server: its record names no upstream
+                rids[rid] = ("treatment", r.status, dead if r.status == 502 else None)
             for u in ctrl:
                 rid = "live-%d-%s" % (rnd, u)
                 r = c.request("GET", "/predict", [("X-User-Id", u), ("X-Request-Id", rid)])
                 assert r.status == 200, r
                 assert r.json()["model"] == "model-a"
                 rids[rid] = ("control", 200, a.addr)
+    assert statuses[:3] == [502, 502, 502], statuses
+    assert statuses[3] == 503, statuses
+    assert statuses.count(503) >= len(statuses) - 8, statuses  # at most a few probes
     recs = proxy.wait_outcomes(lambda x: x["type"] == "request" and x["rid"] in rids,
                                len(rids))
     for rec in recs:
@@ -71,7 +81,7 @@ def test_backend_dying_and_coming_back(procs, models, make_config):
         for u in treat:
             with HttpConn(proxy.port) as c:
                 r = c.request("GET", "/predict", [("X-User-Id", u)])
-                assert r.status == 502, r
+                assert r.status in (502, 503), r
                 assert r.header("X-Abgate-Variant") == "treatment"
                 assert r.header("X-Backend-Model") is None
         for u in ctrl:
