@@ -21,6 +21,8 @@
 
 #define CONF_BUCKETS 10000
 
+struct rollout_rt;
+
 /* A resolved socket address, as written in the file ("127.0.0.1:8080", "[::1]:80", "host:80"). */
 struct conf_addr {
 	char *text; /* as written, without any scheme */
@@ -133,6 +135,8 @@ struct conf_experiment {
 	struct conf_shadow shadow;
 	struct conf_rollout rollout;
 	int line; /* where the experiment starts in the file */
+	struct rollout_rt *rt; /* (ref) the running rollout's state, set by rollout_apply();
+				  NULL without a rollout */
 };
 
 struct conf_limits {

@@ -29,6 +29,7 @@
 #include "outcome.h"
 #include "outlog.h"
 #include "render.h"
+#include "rollout.h"
 #include "server.h"
 #include "upstream.h"
 
@@ -105,6 +106,10 @@ static struct analysis *live_analysis(const struct conf_experiment *e)
 		names[i] = e->variants[i].name;
 		weights[i] = e->variants[i].weight_bp / 100.0;
 	}
+	if (e->rt != NULL) { /* a rollout decides the split (and its statistics are the step's) */
+		weights[1] = atomic_load(&e->rt->canary_bp) / 100.0;
+		weights[0] = 100.0 - weights[1];
+	}
 	struct analysis_input in = {
 		.experiment = e->name,
 		.nvariants = e->nvariants,
@@ -144,7 +149,12 @@ static void handle_experiments(struct httpd_req *req)
 			cJSON *v = cJSON_CreateObject();
 			cJSON_AddStringToObject(v, "name", e->variants[k].name);
 			cJSON_AddStringToObject(v, "backend", e->variants[k].backend->name);
-			cJSON_AddNumberToObject(v, "weight", e->variants[k].weight_bp / 100.0);
+			double wt = e->variants[k].weight_bp / 100.0;
+			if (e->rt != NULL) {
+				double canary = atomic_load(&e->rt->canary_bp) / 100.0;
+				wt = k == 1 ? canary : 100.0 - canary;
+			}
+			cJSON_AddNumberToObject(v, "weight", wt);
 			if (a != NULL) {
 				cJSON_AddNumberToObject(v, "requests", (double)a->variants[k].requests);
 				cJSON_AddNumberToObject(v, "units", round(a->variants[k].units));
@@ -165,6 +175,12 @@ static void handle_experiments(struct httpd_req *req)
 			cJSON_AddStringToObject(rec, "note", "out of memory");
 		}
 		cJSON_AddItemToObject(ex, "recommendation", rec);
+		if (e->rt != NULL) {
+			char *state = rollout_state_json(e->rt);
+			if (state != NULL)
+				cJSON_AddRawToObject(ex, "rollout", state);
+			cJSON_free(state);
+		}
 		cJSON_AddItemToArray(list, ex);
 		analysis_free(a);
 	}
@@ -223,6 +239,34 @@ static void handle_report(struct httpd_req *req, const char *name, size_t nlen)
 	else
 		httpd_respond(req, 200, ctypes[fmt], out, outlen);
 	free(out);
+}
+
+/* ---- rollout control ------------------------------------------------------------------------ */
+
+/* POST /experiments/NAME/{promote,rollback,pause,resume} */
+static void handle_rollout_command(struct httpd_req *req, const char *rest, size_t len)
+{
+	char name[128], cmd[32];
+	const char *slash = memchr(rest, '/', len);
+	size_t nl = (size_t)(slash - rest), cl = len - nl - 1;
+	uint64_t seq;
+	char *body = NULL;
+
+	if (nl == 0 || nl >= sizeof(name) || cl == 0 || cl >= sizeof(cmd))
+		return respond_error(req, 404, "use /experiments/NAME/promote|rollback|pause|resume");
+	memcpy(name, rest, nl);
+	name[nl] = '\0';
+	memcpy(cmd, slash + 1, cl);
+	cmd[cl] = '\0';
+	struct conf *c = server_conf_acquire(&seq);
+	int status = rollout_command(c, name, cmd, &body);
+	conf_unref(c);
+	if (body == NULL)
+		return respond_error(req, 500, "out of memory");
+	size_t blen = strlen(body);
+	body[blen] = '\n';
+	httpd_respond(req, status, "application/json", body, blen + 1);
+	cJSON_free(body);
 }
 
 /* ---- outcomes ---------------------------------------------------------------------------- */
@@ -416,6 +460,7 @@ static void handle_metrics(struct httpd_req *req)
 		(unsigned long long)st.reloads_ok, (unsigned long long)st.reloads_failed,
 		(unsigned long long)c->generation, (unsigned long long)st.log_dropped, st.active,
 		st.sessions >= st.active ? st.sessions - st.active : 0, st.workers);
+	rollout_metrics(f, c);
 	conf_unref(c);
 	live_totals_free(&t);
 	fclose(f);
@@ -485,6 +530,11 @@ void admin_handle(struct httpd_req *req, void *arg)
 		if (!get)
 			return respond_error(req, 405, "use GET");
 		handle_report(req, path + 13, plen - 20);
+	} else if (plen > 13 && memcmp(path, "/experiments/", 13) == 0 &&
+		   memchr(path + 13, '/', plen - 13) != NULL) {
+		if (m != HTTP_M_POST)
+			return respond_error(req, 405, "use POST");
+		handle_rollout_command(req, path + 13, plen - 13);
 	} else if (path_is(req, "/reload")) {
 		if (m != HTTP_M_POST)
 			return respond_error(req, 405, "use POST");

@@ -9,6 +9,7 @@
 #include "accum.h"
 #include "conf.h"
 #include "live.h"
+#include "rollout.h"
 #include "router.h"
 
 #define MAX_PAIRS 65536
@@ -45,6 +46,7 @@ struct entry {
 	const struct conf_experiment *seen; /* (ref) last experiment checked against layout */
 	struct layout layout;
 	struct accum_variant *acc;          /* NULL outside experiments */
+	uint32_t epoch;                     /* rollout step the accumulators belong to */
 };
 
 struct table {
@@ -267,6 +269,25 @@ static void acc_reset(struct accum_variant *v)
 	}
 }
 
+/* The rollout epoch of experiment e (0 without a rollout). */
+static uint32_t epoch_of(const struct conf_experiment *e)
+{
+	return e->rt != NULL ? atomic_load_explicit(&e->rt->epoch, memory_order_relaxed) : 0;
+}
+
+/* The entry's accumulators for e in its current epoch (emptied when a new step began). */
+static struct accum_variant *entry_acc_now(struct entry *en, const struct conf_experiment *e)
+{
+	struct accum_variant *acc = entry_acc(en, e);
+	uint32_t ep = epoch_of(e);
+
+	if (acc != NULL && en->epoch != ep) {
+		acc_reset(acc);
+		en->epoch = ep;
+	}
+	return acc;
+}
+
 /* ---- shards ------------------------------------------------------------------------------- */
 
 struct live_shard *live_shard_new(void)
@@ -321,7 +342,7 @@ void live_request(struct live_shard *sh, const struct conf_experiment *e,
 	en->dur_sum += secs;
 	if (e == NULL || excluded)
 		return;
-	struct accum_variant *acc = entry_acc(en, e);
+	struct accum_variant *acc = entry_acc_now(en, e);
 	if (acc == NULL)
 		return;
 	accum_variant_request(acc, t, unit_hash);
@@ -349,7 +370,7 @@ void live_outcome(struct live_shard *sh, const struct conf_experiment *e,
 
 	if (en == NULL)
 		return;
-	struct accum_variant *acc = entry_acc(en, e);
+	struct accum_variant *acc = entry_acc_now(en, e);
 	if (acc == NULL || m >= acc->nmetrics)
 		return;
 	en->dirty = true;
@@ -383,7 +404,13 @@ void live_publish(struct live_shard *sh)
 		d->dur_count = 0;
 		d->dur_sum = 0;
 		if (d->acc != NULL && entry_set_layout(p, &d->layout) == 0) {
-			accum_variant_merge(p->acc, d->acc);
+			/* a newer step empties the published figures; older data is dropped */
+			if (d->epoch != p->epoch && (int32_t)(d->epoch - p->epoch) > 0) {
+				acc_reset(p->acc);
+				p->epoch = d->epoch;
+			}
+			if (d->epoch == p->epoch)
+				accum_variant_merge(p->acc, d->acc);
 			acc_reset(d->acc);
 		}
 		d->dirty = false;
@@ -412,7 +439,7 @@ int live_collect(const struct conf_experiment *e, struct accum_variant ***out)
 			if (id >= sh->pub.n || sh->pub.e[id] == NULL)
 				continue;
 			struct entry *p = sh->pub.e[id];
-			if (p->acc != NULL && layout_is(&p->layout, e))
+			if (p->acc != NULL && layout_is(&p->layout, e) && p->epoch == epoch_of(e))
 				accum_variant_merge(acc[v], p->acc);
 		}
 		pthread_mutex_unlock(&sh->lock);

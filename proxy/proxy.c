@@ -38,6 +38,7 @@
 #include "net.h"
 #include "outlog.h"
 #include "proxy.h"
+#include "rollout.h"
 #include "router.h"
 #include "upstream.h"
 #include "worker.h"
@@ -670,8 +671,16 @@ static void assign_variant(struct session *s, const struct conf_experiment *e,
 	}
 	set_unit(s, unit, ulen);
 	s->unit_hash = router_unit_hash(e->salt, strlen(e->salt), unit, ulen);
-	if (!s->forced)
-		s->variant = router_variant_at(e, (uint32_t)(s->unit_hash % CONF_BUCKETS));
+	if (s->forced)
+		return;
+	uint32_t bucket = (uint32_t)(s->unit_hash % CONF_BUCKETS);
+	if (e->rt != NULL) {
+		/* a rollout's canary owns the top canary_bp buckets */
+		uint32_t canary = atomic_load_explicit(&e->rt->canary_bp, memory_order_relaxed);
+		s->variant = &e->variants[bucket >= CONF_BUCKETS - canary ? 1 : 0];
+	} else {
+		s->variant = router_variant_at(e, bucket);
+	}
 }
 
 /* Writes the request head for the upstream into uout. Returns false when it does not fit. */

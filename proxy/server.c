@@ -25,6 +25,7 @@
 #include "log.h"
 #include "net.h"
 #include "outlog.h"
+#include "rollout.h"
 #include "server.h"
 #include "tls.h"
 #include "upstream.h"
@@ -164,6 +165,10 @@ static void log_config_records(const struct conf *c)
 			names[k] = e->variants[k].name;
 			weights[k] = e->variants[k].weight_bp;
 		}
+		if (e->rt != NULL && n == 2) { /* a rollout decides the split, not the YAML */
+			weights[1] = atomic_load(&e->rt->canary_bp);
+			weights[0] = 10000 - weights[1];
+		}
 		size_t len = outlog_format_config(line, sizeof(line), &tv, c->generation, e->name,
 						  names, weights, n);
 		if (len == 0 || outlog_write_block(srv.outlog, line, len) < 0)
@@ -221,6 +226,12 @@ int server_reload(char *err, size_t errlen)
 	    (old->log_access && strcmp(old->log_access, n->log_access) != 0))
 		log_warnx("reload: log file paths change only with a restart");
 	conf_unref(old);
+	if (rollout_apply(n) < 0) {
+		snprintf(err, errlen, "%s: cannot set up the rollouts (out of memory)", srv.conf_path);
+		conf_free(n);
+		srv.reloads_failed++;
+		return -1;
+	}
 	publish(n);
 	health_apply(srv.health, n);
 	log_config_records(n);
@@ -390,12 +401,12 @@ int server_main(int argc, char **argv)
 		conf_free(c);
 		return 1;
 	}
-	publish(c);
 	if (c->log_outcomes != NULL) {
 		make_parent_dir(c->log_outcomes);
 		if ((srv.outlog = outlog_open(c->log_outcomes, c->log_fsync_ms, 0)) == NULL) {
 			fprintf(stderr, "abgate serve: cannot open outcome log %s: %s\n",
 				c->log_outcomes, strerror(errno));
+			conf_free(c);
 			rc = 1;
 			goto out;
 		}
@@ -405,14 +416,24 @@ int server_main(int argc, char **argv)
 		if ((srv.access = outlog_open(c->log_access, c->log_fsync_ms, 0)) == NULL) {
 			fprintf(stderr, "abgate serve: cannot open access log %s: %s\n",
 				c->log_access, strerror(errno));
+			conf_free(c);
 			rc = 1;
 			goto out;
 		}
 	}
-	log_config_records(c);
 	if ((srv.base = event_base_new()) == NULL || (srv.live = live_shard_new()) == NULL ||
-	    (srv.health = health_new(srv.base)) == NULL)
+	    (srv.health = health_new(srv.base)) == NULL) {
+		conf_free(c);
 		goto out;
+	}
+	rollout_init(srv.base, srv.outlog);
+	if (rollout_apply(c) < 0) {
+		fprintf(stderr, "abgate serve: cannot set up the rollouts (out of memory)\n");
+		conf_free(c);
+		goto out;
+	}
+	publish(c);
+	log_config_records(c);
 	health_apply(srv.health, c);
 	srv.nworkers = c->workers;
 	if ((srv.workers = calloc(srv.nworkers, sizeof(*srv.workers))) == NULL)
@@ -479,6 +500,7 @@ out:
 	conf_unref(current);
 	current = NULL;
 	pthread_mutex_unlock(&current_lock);
+	rollout_shutdown();
 	if (rc == 0)
 		log_info("stopped");
 	return rc;

@@ -1,0 +1,67 @@
+/*
+ * rollout.h - canary stepping: the running weight of a rollout's canary, its automatic
+ * evaluation, manual control, and the state file that lets a restart resume.
+ *
+ * A rollout experiment has two variants, the control and the canary. While a rollout is
+ * configured, its state (not the YAML weights) decides the split: the canary owns the top
+ * `step` percent of the buckets (control = 100 - step), so every step only moves users into the
+ * canary. The state lives outside the configuration generations (a reload keeps it) in a
+ * struct rollout_rt per experiment name; the data path reads one atomic weight from it.
+ *
+ * With `auto: true` the main thread evaluates the guardrails every interval_s on the data of
+ * the current step, always with the sequential (always-valid) tests: significant harm or a hard
+ * gate breached 3 times in a row -> the canary goes to weight 0 (rolled back); `investigate`
+ * holds the step; every guardrail non-inferior with min_samples per arm -> the next step;
+ * reaching 100 is the promotion. Each change is logged (error log, a config record in the
+ * outcome log), counted in the metrics and written to the state file.
+ */
+#ifndef ABGATE_ROLLOUT_H
+#define ABGATE_ROLLOUT_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct conf;
+struct event_base;
+struct outlog;
+
+enum rollout_status { ROLLOUT_RUNNING, ROLLOUT_PAUSED, ROLLOUT_ROLLED_BACK, ROLLOUT_PROMOTED };
+
+struct rollout_rt {
+	/* read by the data path */
+	_Atomic uint32_t canary_bp; /* the canary's weight in basis points */
+	_Atomic uint32_t epoch;     /* bumped when a step starts: live statistics restart */
+	/* main thread only */
+	char *exp;
+	int step;                   /* index into the steps; -1 before the first */
+	enum rollout_status status;
+	struct decide_state *dstate;
+	struct event *timer;
+	uint32_t interval_s;
+	char *state_file;           /* NULL: not persisted */
+	struct rollout_rt *next;
+};
+
+/* Sets up the rollout machinery on the main thread's base; ol may be NULL. */
+void rollout_init(struct event_base *base, struct outlog *ol);
+/* Attaches generation c's rollouts (e->rt), creating each state on first sight (from its state
+ * file when there is one) and (re)arming the evaluation timers. Main thread. Returns 0 or -1. */
+int rollout_apply(struct conf *c);
+/* Frees every rollout state. */
+void rollout_shutdown(void);
+
+/*
+ * Manual control: cmd is "promote", "rollback", "pause" or "resume". Returns the HTTP status
+ * to answer (200, 404 no such experiment, 409 no rollout or not possible now) with a JSON body
+ * (malloc'd, the caller frees) in *body.
+ */
+int rollout_command(const struct conf *c, const char *exp, const char *cmd, char **body);
+
+/* The rollout state as a JSON object string (malloc'd) for /experiments, or NULL. */
+char *rollout_state_json(const struct rollout_rt *rt);
+
+/* Writes abgate_rollout_step and abgate_rollout_weight for generation c. */
+void rollout_metrics(FILE *f, const struct conf *c);
+
+#endif

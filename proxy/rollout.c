@@ -1,0 +1,421 @@
+/*
+ * rollout.c - canary stepping (see include/rollout.h).
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <cJSON.h>
+
+#include "accum.h"
+#include "analysis.h"
+#include "conf.h"
+#include "decide.h"
+#include "live.h"
+#include "log.h"
+#include "outlog.h"
+#include "rollout.h"
+#include "server.h"
+
+static struct {
+	struct event_base *base;   /* (ref) */
+	struct outlog *outlog;     /* (ref) */
+	struct rollout_rt *all;
+} ro;
+
+static const char *const status_names[] = {"running", "paused", "rolled_back", "promoted"};
+
+static struct rollout_rt *find(const char *exp)
+{
+	for (struct rollout_rt *rt = ro.all; rt != NULL; rt = rt->next)
+		if (strcmp(rt->exp, exp) == 0)
+			return rt;
+	return NULL;
+}
+
+/* The generation's experiment this state belongs to (the current generation). */
+static const struct conf_experiment *current_exp(const struct conf *c, const struct rollout_rt *rt)
+{
+	for (size_t i = 0; i < c->nexperiments; i++)
+		if (c->experiments[i].rt == rt)
+			return &c->experiments[i];
+	return NULL;
+}
+
+/* ---- persistence ------------------------------------------------------------------------- */
+
+static void save(const struct rollout_rt *rt)
+{
+	char tmp[4096];
+
+	if (rt->state_file == NULL)
+		return;
+	cJSON *doc = cJSON_CreateObject();
+	cJSON_AddStringToObject(doc, "experiment", rt->exp);
+	cJSON_AddNumberToObject(doc, "step", rt->step);
+	cJSON_AddStringToObject(doc, "status", status_names[rt->status]);
+	cJSON_AddNumberToObject(doc, "canary_weight", atomic_load(&rt->canary_bp) / 100.0);
+	char *text = cJSON_PrintUnformatted(doc);
+	cJSON_Delete(doc);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", rt->state_file);
+	FILE *f = text != NULL ? fopen(tmp, "w") : NULL;
+	bool ok = f != NULL && fprintf(f, "%s\n", text) > 0;
+	if (f != NULL) {
+		ok &= fflush(f) == 0 && fsync(fileno(f)) == 0;
+		ok &= fclose(f) == 0;
+	}
+	/* a rename replaces the state whole: a crash never leaves half a file */
+	if (!ok || rename(tmp, rt->state_file) < 0)
+		log_warn("rollout %s: cannot save its state to %s", rt->exp, rt->state_file);
+	cJSON_free(text);
+}
+
+/* Reads the state file into rt when it names this experiment; returns true when it did. */
+static bool load(struct rollout_rt *rt, const struct conf_rollout *r)
+{
+	char buf[4096];
+	FILE *f = fopen(rt->state_file, "r");
+
+	if (f == NULL)
+		return false;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	cJSON *doc = cJSON_Parse(buf);
+	const cJSON *exp = cJSON_GetObjectItem(doc, "experiment");
+	const cJSON *step = cJSON_GetObjectItem(doc, "step");
+	const cJSON *status = cJSON_GetObjectItem(doc, "status");
+	const cJSON *w = cJSON_GetObjectItem(doc, "canary_weight");
+	bool ok = cJSON_IsString(exp) && strcmp(exp->valuestring, rt->exp) == 0 &&
+		  cJSON_IsNumber(step) && cJSON_IsString(status) && cJSON_IsNumber(w) &&
+		  w->valuedouble >= 0 && w->valuedouble <= 100;
+	if (ok) {
+		int s = (int)step->valuedouble;
+		rt->step = s < -1 ? -1 : s >= (int)r->nsteps ? (int)r->nsteps - 1 : s;
+		rt->status = ROLLOUT_RUNNING;
+		for (int i = 0; i < 4; i++)
+			if (strcmp(status->valuestring, status_names[i]) == 0)
+				rt->status = (enum rollout_status)i;
+		atomic_store(&rt->canary_bp, (uint32_t)(w->valuedouble * 100 + 0.5));
+		log_info("rollout %s: resumed from %s at step %d (%s, canary %.2f%%)", rt->exp,
+			 rt->state_file, rt->step + 1, status_names[rt->status], w->valuedouble);
+	} else {
+		log_warnx("rollout %s: ignoring state file %s (not this experiment's, or damaged)",
+			  rt->exp, rt->state_file);
+	}
+	cJSON_Delete(doc);
+	return ok;
+}
+
+/* ---- changes ------------------------------------------------------------------------------- */
+
+/* Makes a change visible everywhere: the data path, the logs, the state file. */
+static void changed(struct rollout_rt *rt, const char *what, const char *reason)
+{
+	uint64_t seq;
+	struct conf *c = server_conf_acquire(&seq);
+	const struct conf_experiment *e = current_exp(c, rt);
+	uint32_t canary = atomic_load(&rt->canary_bp);
+
+	atomic_fetch_add(&rt->epoch, 1); /* the next evaluation looks at the new step only */
+	log_info("rollout %s: %s -> canary %.2f%%, %s%s%s", rt->exp, what, canary / 100.0,
+		 status_names[rt->status], reason ? ": " : "", reason ? reason : "");
+	if (e != NULL && ro.outlog != NULL) {
+		char line[2048];
+		const char *names[2] = {e->variants[0].name, e->variants[1].name};
+		uint32_t weights[2] = {10000 - canary, canary};
+		struct timeval tv;
+		gettimeofday(&tv, NULL);
+		size_t len = outlog_format_config(line, sizeof(line), &tv, c->generation, rt->exp,
+						  names, weights, 2);
+		if (len == 0 || outlog_write_block(ro.outlog, line, len) < 0)
+			log_error("rollout %s: cannot queue its config record", rt->exp);
+	}
+	conf_unref(c);
+	if (rt->dstate != NULL) {
+		decide_state_free(rt->dstate);
+		rt->dstate = NULL;
+	}
+	save(rt);
+}
+
+static void set_step(struct rollout_rt *rt, const struct conf_rollout *r, int step)
+{
+	rt->step = step;
+	atomic_store(&rt->canary_bp, (uint32_t)(r->steps[step] * 100 + 0.5));
+	if (atomic_load(&rt->canary_bp) >= 10000)
+		rt->status = ROLLOUT_PROMOTED;
+}
+
+static void roll_back(struct rollout_rt *rt, const char *reason)
+{
+	atomic_store(&rt->canary_bp, 0);
+	rt->status = ROLLOUT_ROLLED_BACK;
+	changed(rt, "rolled back", reason);
+}
+
+/* ---- evaluation ---------------------------------------------------------------------------- */
+
+/* The guardrail verdict on the current step's data: decide.h's action with every metric treated
+ * as a guardrail-only canary (the primary metric drives A/B recommendations, not the stepping)
+ * and the sequential tests on, since the rollout looks again and again. */
+static struct analysis *evaluate(const struct conf_experiment *e, struct rollout_rt *rt)
+{
+	struct accum_variant **acc;
+	struct conf_metric metrics[64];
+	struct conf_decision dec = e->decision;
+	const char *names[2] = {e->variants[0].name, e->variants[1].name};
+	uint32_t canary = atomic_load(&rt->canary_bp);
+	double weights[2] = {(10000 - canary) / 100.0, canary / 100.0};
+
+	if (e->nmetrics > 64 || live_collect(e, &acc) < 0)
+		return NULL;
+	for (size_t i = 0; i < e->nmetrics; i++) {
+		metrics[i] = e->metrics[i];
+		metrics[i].primary = false;
+	}
+	dec.sequential = true;
+	struct analysis_input in = {
+		.experiment = e->name,
+		.nvariants = 2,
+		.names = names,
+		.weights = weights,
+		.acc = (const struct accum_variant *const *)acc,
+		.metrics = metrics,
+		.nmetrics = e->nmetrics,
+		.decision = &dec,
+	};
+	struct analysis *a = analysis_build(&in);
+	if (a != NULL) {
+		if (rt->dstate == NULL)
+			rt->dstate = decide_state_new(2, e->nmetrics);
+		decide_run(a, rt->dstate);
+	}
+	accum_variant_free(acc[0]);
+	accum_variant_free(acc[1]);
+	free(acc);
+	return a;
+}
+
+static void join_reasons(const struct analysis *a, char *dst, size_t cap)
+{
+	size_t o = 0;
+
+	dst[0] = '\0';
+	for (size_t i = 0; i < a->nreasons && o + 3 < cap; i++) {
+		int n = snprintf(dst + o, cap - o, "%s%s", i ? "; " : "", a->reasons[i]);
+		if (n < 0)
+			break;
+		o += (size_t)n < cap - o ? (size_t)n : cap - o - 1;
+	}
+}
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct rollout_rt *rt = arg;
+	uint64_t seq;
+	char reasons[1024];
+
+	if (rt->status != ROLLOUT_RUNNING)
+		return;
+	struct conf *c = server_conf_acquire(&seq);
+	const struct conf_experiment *e = current_exp(c, rt);
+	struct analysis *a = e != NULL && e->rollout.autostep ? evaluate(e, rt) : NULL;
+	if (a != NULL && a->action != NULL) {
+		join_reasons(a, reasons, sizeof(reasons));
+		if (strcmp(a->action, "rollback") == 0) {
+			roll_back(rt, reasons);
+		} else if (strcmp(a->action, "promote") == 0) {
+			int next = rt->step + 1 < (int)e->rollout.nsteps ? rt->step + 1 : rt->step;
+			char label[64];
+			snprintf(label, sizeof(label), "step %d of %zu", next + 1, e->rollout.nsteps);
+			set_step(rt, &e->rollout, next);
+			changed(rt, label, reasons);
+		} else if (strcmp(a->action, "investigate") == 0) {
+			log_warnx("rollout %s: holding step %d: %s", rt->exp, rt->step + 1, reasons);
+		} else {
+			log_debug("rollout %s: step %d continues: %s", rt->exp, rt->step + 1, reasons);
+		}
+	}
+	analysis_free(a);
+	conf_unref(c);
+}
+
+static void arm(struct rollout_rt *rt, const struct conf_experiment *e)
+{
+	if (rt->timer == NULL)
+		rt->timer = event_new(ro.base, -1, EV_PERSIST, tick_cb, rt);
+	if (rt->timer == NULL)
+		return;
+	event_del(rt->timer);
+	rt->interval_s = e->rollout.interval_s;
+	if (!e->rollout.autostep)
+		return;
+	struct timeval tv = {e->rollout.interval_s, 0};
+	event_add(rt->timer, &tv);
+}
+
+void rollout_init(struct event_base *base, struct outlog *ol)
+{
+	ro.base = base;
+	ro.outlog = ol;
+}
+
+int rollout_apply(struct conf *c)
+{
+	for (size_t i = 0; i < c->nexperiments; i++) {
+		struct conf_experiment *e = &c->experiments[i];
+		e->rt = NULL;
+		if (!e->rollout.enabled)
+			continue;
+		struct rollout_rt *rt = find(e->name);
+		bool fresh = rt == NULL;
+		if (fresh) {
+			if ((rt = calloc(1, sizeof(*rt))) == NULL || (rt->exp = strdup(e->name)) == NULL) {
+				free(rt);
+				return -1;
+			}
+			rt->step = -1;
+			rt->next = ro.all;
+			ro.all = rt;
+		}
+		free(rt->state_file);
+		rt->state_file = e->rollout.state_file ? strdup(e->rollout.state_file) : NULL;
+		if (fresh && (rt->state_file == NULL || !load(rt, &e->rollout))) {
+			/* a new rollout starts at its first step */
+			rt->status = ROLLOUT_RUNNING;
+			set_step(rt, &e->rollout, 0);
+			log_info("rollout %s: starts at step 1 of %zu (canary %.2f%%)", e->name,
+				 e->rollout.nsteps, e->rollout.steps[0]);
+			save(rt);
+		} else if (!fresh && e->variants[1].weight_bp != atomic_load(&rt->canary_bp)) {
+			log_info("rollout %s: the YAML weights are ignored while the rollout runs "
+				 "(canary at %.2f%%, %s)", e->name, atomic_load(&rt->canary_bp) / 100.0,
+				 status_names[rt->status]);
+		}
+		e->rt = rt;
+		if (ro.base != NULL)
+			arm(rt, e);
+	}
+	return 0;
+}
+
+void rollout_shutdown(void)
+{
+	while (ro.all != NULL) {
+		struct rollout_rt *rt = ro.all;
+		ro.all = rt->next;
+		if (rt->timer != NULL)
+			event_free(rt->timer);
+		decide_state_free(rt->dstate);
+		free(rt->state_file);
+		free(rt->exp);
+		free(rt);
+	}
+}
+
+/* ---- manual control and views -------------------------------------------------------------- */
+
+char *rollout_state_json(const struct rollout_rt *rt)
+{
+	cJSON *doc = cJSON_CreateObject();
+
+	cJSON_AddNumberToObject(doc, "step", rt->step + 1);
+	cJSON_AddStringToObject(doc, "status", status_names[rt->status]);
+	cJSON_AddNumberToObject(doc, "canary_weight", atomic_load(&rt->canary_bp) / 100.0);
+	char *text = cJSON_PrintUnformatted(doc);
+	cJSON_Delete(doc);
+	return text;
+}
+
+static char *message(const char *key, const char *value, const struct rollout_rt *rt)
+{
+	char *state = rt != NULL ? rollout_state_json(rt) : NULL;
+	cJSON *doc = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(doc, key, value);
+	if (state != NULL)
+		cJSON_AddRawToObject(doc, "rollout", state);
+	char *text = cJSON_PrintUnformatted(doc);
+	cJSON_Delete(doc);
+	cJSON_free(state);
+	return text;
+}
+
+int rollout_command(const struct conf *c, const char *exp, const char *cmd, char **body)
+{
+	const struct conf_experiment *e = NULL;
+
+	for (size_t i = 0; i < c->nexperiments && e == NULL; i++)
+		if (strcmp(c->experiments[i].name, exp) == 0)
+			e = &c->experiments[i];
+	if (e == NULL) {
+		*body = message("error", "no such experiment", NULL);
+		return 404;
+	}
+	struct rollout_rt *rt = e->rt;
+	if (rt == NULL) {
+		*body = message("error", "this experiment has no rollout", NULL);
+		return 409;
+	}
+	if (strcmp(cmd, "promote") == 0) {
+		set_step(rt, &e->rollout, (int)e->rollout.nsteps - 1);
+		changed(rt, "promoted by hand", NULL);
+	} else if (strcmp(cmd, "rollback") == 0) {
+		roll_back(rt, "by hand");
+	} else if (strcmp(cmd, "pause") == 0) {
+		if (rt->status != ROLLOUT_RUNNING) {
+			*body = message("error", "only a running rollout can be paused", rt);
+			return 409;
+		}
+		rt->status = ROLLOUT_PAUSED;
+		log_info("rollout %s: paused by hand at step %d", rt->exp, rt->step + 1);
+		save(rt);
+	} else if (strcmp(cmd, "resume") == 0) {
+		if (rt->status == ROLLOUT_RUNNING || rt->status == ROLLOUT_PROMOTED) {
+			*body = message("error", "the rollout is not paused or rolled back", rt);
+			return 409;
+		}
+		bool restart = rt->status == ROLLOUT_ROLLED_BACK;
+		rt->status = ROLLOUT_RUNNING;
+		if (restart) {
+			set_step(rt, &e->rollout, 0);
+			changed(rt, "restarted by hand at step 1", NULL);
+		} else {
+			log_info("rollout %s: resumed by hand at step %d", rt->exp, rt->step + 1);
+			save(rt);
+		}
+	} else {
+		*body = message("error", "use promote, rollback, pause or resume", NULL);
+		return 404;
+	}
+	*body = message("result", "ok", rt);
+	return 200;
+}
+
+void rollout_metrics(FILE *f, const struct conf *c)
+{
+	fputs("# HELP abgate_rollout_step The current step of a rollout (1-based; 0 when rolled "
+	      "back).\n# TYPE abgate_rollout_step gauge\n", f);
+	for (size_t i = 0; i < c->nexperiments; i++) {
+		const struct rollout_rt *rt = c->experiments[i].rt;
+		if (rt != NULL)
+			fprintf(f, "abgate_rollout_step{experiment=\"%s\"} %d\n", rt->exp,
+				rt->status == ROLLOUT_ROLLED_BACK ? 0 : rt->step + 1);
+	}
+	fputs("# HELP abgate_rollout_weight The weight (percent) a rollout gives each variant.\n"
+	      "# TYPE abgate_rollout_weight gauge\n", f);
+	for (size_t i = 0; i < c->nexperiments; i++) {
+		const struct conf_experiment *e = &c->experiments[i];
+		if (e->rt == NULL)
+			continue;
+		uint32_t canary = atomic_load(&e->rt->canary_bp);
+		fprintf(f, "abgate_rollout_weight{experiment=\"%s\",variant=\"%s\"} %g\n", e->name,
+			e->variants[0].name, (10000 - canary) / 100.0);
+		fprintf(f, "abgate_rollout_weight{experiment=\"%s\",variant=\"%s\"} %g\n", e->name,
+			e->variants[1].name, canary / 100.0);
+	}
+}
