@@ -24,6 +24,7 @@ struct outlog_buf;
 struct live_shard;
 struct upstream_pools;
 struct session;
+struct shadow;
 
 /* A generation as one worker uses it: the worker's requests in flight on it. */
 struct gen {
@@ -54,6 +55,9 @@ struct buf_pool {
 			      memory_order_relaxed)
 #define STAT_GET(field) atomic_load_explicit(&(field), memory_order_relaxed)
 
+/* What an upstream connection's owner is: the first byte of a session and of a shadow. */
+enum { OWNER_SESSION = 1, OWNER_SHADOW = 2 };
+
 struct worker_stats {
 	_Atomic uint64_t accepted;
 	_Atomic uint64_t requests;
@@ -61,6 +65,9 @@ struct worker_stats {
 	_Atomic uint64_t log_dropped;     /* request records that could not be formatted */
 	_Atomic uint32_t sessions;        /* client connections open */
 	_Atomic uint32_t active;          /* of which with a request in flight */
+	_Atomic uint64_t shadow_compared; /* shadow answers compared and logged */
+	_Atomic uint64_t shadow_failed;   /* shadow exchanges that failed or timed out */
+	_Atomic uint64_t shadow_dropped;  /* sampled requests not mirrored (queue full, too large) */
 };
 
 #define WORKER_MAX_HEADERS 256
@@ -93,6 +100,9 @@ struct worker {
 
 	uint64_t rng;         /* xorshift state (random units, request ids), never 0 */
 	struct session *sessions; /* all live sessions (for drain and shutdown) */
+	struct shadow *shadows;   /* shadow exchanges in flight */
+	uint32_t nshadows;
+	uint32_t shadow_rr;       /* round robin over shadow servers */
 	bool draining;
 	bool accept_paused;
 	bool started;
@@ -123,6 +133,9 @@ void worker_gen_put(struct worker *w, struct gen *g);
 /* Stops accepting for a moment (descriptors or memory ran out, or max_connections reached);
  * accepting resumes from the worker's tick once it is possible again. */
 void worker_accept_pause(struct worker *w);
+
+/* The worker's pseudo-random stream (xorshift64*): random units, request ids, sampling. */
+uint64_t worker_rand(struct worker *w);
 
 /* Buffers from the worker's pool (size w->bufs.size); NULL when memory is exhausted. */
 char *worker_buf_get(struct worker *w);

@@ -460,6 +460,15 @@ static void handle_metrics(struct httpd_req *req)
 		(unsigned long long)st.reloads_ok, (unsigned long long)st.reloads_failed,
 		(unsigned long long)c->generation, (unsigned long long)st.log_dropped, st.active,
 		st.sessions >= st.active ? st.sessions - st.active : 0, st.workers);
+	fprintf(f,
+		"# HELP abgate_shadow_requests_total Mirrored requests, by result (compared, failed: "
+		"error or timeout, dropped: not sent, queue full or request too large).\n"
+		"# TYPE abgate_shadow_requests_total counter\n"
+		"abgate_shadow_requests_total{result=\"compared\"} %llu\n"
+		"abgate_shadow_requests_total{result=\"failed\"} %llu\n"
+		"abgate_shadow_requests_total{result=\"dropped\"} %llu\n",
+		(unsigned long long)st.shadow_compared, (unsigned long long)st.shadow_failed,
+		(unsigned long long)st.shadow_dropped);
 	rollout_metrics(f, c);
 	conf_unref(c);
 	live_totals_free(&t);

@@ -40,6 +40,7 @@
 #include "proxy.h"
 #include "rollout.h"
 #include "router.h"
+#include "shadow.h"
 #include "upstream.h"
 #include "worker.h"
 
@@ -62,7 +63,8 @@ struct buf {
 };
 
 struct session {
-	struct worker *w; /* (ref) */
+	uint8_t owner_kind; /* OWNER_SESSION: the pools' owner dispatch reads it first */
+	struct worker *w;   /* (ref) */
 	struct session *prev, *next;
 	struct conn c;
 	struct event *timer;
@@ -98,6 +100,7 @@ struct session {
 	struct http_chunked req_chunk;
 
 	struct upconn *u;
+	struct shadow *shadow; /* the request's shadow copy while the exchange runs, or NULL */
 	bool u_reused;
 	bool sent_any;      /* some of this request reached the upstream socket */
 	bool got_any;       /* some of the response arrived */
@@ -419,6 +422,10 @@ static void end_request(struct session *s, bool upstream_reusable)
 	if (s->gen == NULL)
 		return;
 	record_request(s, now);
+	if (s->shadow != NULL) {
+		shadow_primary_end(s->shadow, (double)(now - s->t_start) / 1000.0, !s->aborted);
+		s->shadow = NULL;
+	}
 	if (s->u != NULL) {
 		upstream_release(s->u, upstream_reusable);
 		s->u = NULL;
@@ -469,6 +476,8 @@ static void local_response(struct session *s, int status, const char *reason, bo
 	if (close || !s->keep_alive || !s->req_done || s->gen == NULL)
 		s->close_after = true;
 	s->status = status;
+	if (s->shadow != NULL)
+		shadow_primary_head(s->shadow, status, false);
 	if (!buf_ensure(s, &s->out)) {
 		session_free(s);
 		return;
@@ -563,17 +572,6 @@ static inline bool has_prefix_ci(const char *buf, struct http_span s, const char
 	return s.len >= n && strncasecmp(buf + s.off, pfx, n) == 0;
 }
 
-static uint64_t rng_next(struct worker *w)
-{
-	/* xorshift64*: the per-worker stream behind random units and request ids */
-	uint64_t x = w->rng;
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	w->rng = x;
-	return x * 0x2545f4914f6cdd1dULL;
-}
-
 static char *put_hex64(char *o, uint64_t v)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -600,8 +598,8 @@ static void take_request_id(struct session *s, const struct http_msg *m, const c
 			return;
 		}
 	}
-	char *o = put_hex64(s->rid, rng_next(s->w));
-	o = put_hex64(o, rng_next(s->w));
+	char *o = put_hex64(s->rid, worker_rand(s->w));
+	o = put_hex64(o, worker_rand(s->w));
 	s->rid_len = (uint8_t)(o - s->rid);
 	s->rid_generated = true;
 }
@@ -660,8 +658,8 @@ static void assign_variant(struct session *s, const struct conf_experiment *e,
 			ulen = s->rid_len;
 			break;
 		case CONF_FB_COOKIE: {
-			char *o = put_hex64(scratch, rng_next(s->w));
-			o = put_hex64(o, rng_next(s->w));
+			char *o = put_hex64(scratch, worker_rand(s->w));
+			o = put_hex64(o, worker_rand(s->w));
 			unit = scratch;
 			ulen = (size_t)(o - scratch);
 			s->set_cookie = true;
@@ -872,6 +870,12 @@ static void start_request(struct session *s)
 		no_upstream(s, rc);
 		return;
 	}
+	if (e != NULL && e->shadow.backend != NULL) {
+		s->shadow = shadow_begin(w, s->gen->conf, e, s->variant->name, s->uout.p,
+					 s->uout.end, s->rid, s->rid_len);
+		if (s->shadow != NULL && s->req_done)
+			shadow_request_done(s->shadow);
+	}
 	if (expect && buf_len(&s->in) == 0 && buf_ensure(s, &s->out)) {
 		memcpy(s->out.p + s->out.end, "HTTP/1.1 100 Continue\r\n\r\n", 25);
 		s->out.end += 25;
@@ -958,6 +962,11 @@ static bool frame_request(struct session *s)
 		take = (uint32_t)used;
 		s->req_done = rc == HTTP_OK;
 	}
+	if (s->shadow != NULL) {
+		shadow_request_body(s->shadow, p, take);
+		if (s->req_done)
+			shadow_request_done(s->shadow);
+	}
 	s->req_framed += take;
 	s->req_total += take;
 	s->bytes_in += take;
@@ -1010,6 +1019,8 @@ static bool frame_response(struct session *s)
 			take = avail;
 			break;
 		}
+		if (s->shadow != NULL)
+			shadow_primary_body(s->shadow, p, take);
 		s->resp_framed += take;
 		s->bytes_out += take;
 		moved = true;
@@ -1270,6 +1281,8 @@ static bool handle_response_head(struct session *s)
 	}
 	s->status = w->msg.status;
 	upstream_note_success(s->server);
+	if (s->shadow != NULL)
+		shadow_primary_head(s->shadow, s->status, w->msg.body == HTTP_BODY_CHUNKED);
 	s->resp_body = w->msg.body;
 	s->resp_left = w->msg.body == HTTP_BODY_LENGTH ? w->msg.content_length : 0;
 	s->resp_done = w->msg.body == HTTP_BODY_NONE ||
@@ -1457,7 +1470,10 @@ static void client_cb(evutil_socket_t fd, short what, void *arg)
 
 void proxy_upstream_event(void *owner, short what)
 {
-	session_run(owner);
+	if (*(const uint8_t *)owner == OWNER_SHADOW)
+		shadow_event(owner, what);
+	else
+		session_run(owner);
 }
 
 /* The one teardown of a session: every path that ends a client connection comes here. */
@@ -1468,6 +1484,10 @@ static void session_free(struct session *s)
 	if (s->u != NULL) {
 		upstream_release(s->u, false);
 		s->u = NULL;
+	}
+	if (s->shadow != NULL) {
+		shadow_primary_end(s->shadow, (double)(now_us(w) - s->t_start) / 1000.0, false);
+		s->shadow = NULL;
 	}
 	if (s->gen != NULL) {
 		if (s->status == 0)
@@ -1518,6 +1538,7 @@ void proxy_accept(struct worker *w, const struct worker_listener *l)
 			worker_accept_pause(w);
 			return;
 		}
+		s->owner_kind = OWNER_SESSION;
 		s->w = w;
 		s->c.fd = fd;
 		s->c.writable = true;

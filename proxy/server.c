@@ -85,6 +85,9 @@ void server_stats_get(struct server_stats *st)
 		st->sessions += STAT_GET(w->stats.sessions);
 		st->active += STAT_GET(w->stats.active);
 		st->log_dropped += STAT_GET(w->stats.log_dropped);
+		st->shadow_compared += STAT_GET(w->stats.shadow_compared);
+		st->shadow_failed += STAT_GET(w->stats.shadow_failed);
+		st->shadow_dropped += STAT_GET(w->stats.shadow_dropped);
 	}
 }
 

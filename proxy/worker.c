@@ -16,6 +16,7 @@
 #include "outlog.h"
 #include "proxy.h"
 #include "server.h"
+#include "shadow.h"
 #include "upstream.h"
 #include "worker.h"
 
@@ -32,6 +33,17 @@ static uint32_t buffer_size(const struct conf *c)
 
 	size = (size + 4095) & ~4095u;
 	return size < 16384 ? 16384 : size;
+}
+
+uint64_t worker_rand(struct worker *w)
+{
+	uint64_t x = w->rng;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	w->rng = x;
+	return x * 0x2545f4914f6cdd1dULL;
 }
 
 char *worker_buf_get(struct worker *w)
@@ -268,6 +280,7 @@ static void *worker_main(void *arg)
 
 	event_base_dispatch(w->base);
 	proxy_close_all(w);
+	shadow_close_all(w);
 	if (w->olb != NULL)
 		outlog_flush(w->olb);
 	if (w->alb != NULL)
@@ -304,6 +317,7 @@ void worker_free(struct worker *w)
 	if (w->started)
 		pthread_join(w->thread, NULL);
 	proxy_close_all(w);
+	shadow_close_all(w);
 	close_listeners(w);
 	free(w->listeners);
 	if (w->tick != NULL)
