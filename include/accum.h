@@ -62,10 +62,13 @@ double accum_moments_pvar(const struct accum_moments *m);
 
 struct accum_hist {
 	uint64_t total;
+	uint32_t lo, hi; /* every non-zero count is in counts[lo, hi) (both 0 while empty) */
 	uint64_t counts[ACCUM_HIST_BUCKETS];
 };
 
 void accum_hist_init(struct accum_hist *h);
+/* Empties an initialised histogram, touching only the buckets in use (cheap to repeat). */
+void accum_hist_clear(struct accum_hist *h);
 /* Records one finite value. Magnitudes beyond the range go to the outermost bucket. */
 void accum_hist_add(struct accum_hist *h, double x);
 void accum_hist_merge(struct accum_hist *dst, const struct accum_hist *src);

@@ -47,12 +47,31 @@ struct logrec {
 	size_t nweights;   /* config */
 	struct logrec_str wname[LOGREC_MAX_WEIGHTS];
 	double weight[LOGREC_MAX_WEIGHTS];
+
+	/*
+	 * shadow: status and latency_ms above are the shadow's answer, present only when
+	 * has_status / has_latency (both null when the exchange failed, then error says why).
+	 * The three-valued flags hold 1 (true), 0 (false) or -1 (null or absent: the comparison
+	 * was not possible, or the experiment compares no JSON field).
+	 */
+	bool has_status, has_latency;
+	struct logrec_str primary_variant, error;
+	bool has_primary_variant, has_error;
+	bool has_primary_status, has_primary_latency;
+	int primary_status;
+	double primary_latency_ms;
+	signed char same_status, same_body, field_agree;
+	bool has_field_diff; /* false: absent, or null (the field is missing from an answer) */
+	double field_diff;
 };
 
 /*
  * Parses line[0..len) (no newline; a trailing CR is ignored). scratch (at least len bytes)
  * holds decoded strings. Required fields: v = 1, type, ts, exp; request: variant, status,
- * latency_ms; outcome: variant, metric, value; config: weights. Returns LOGREC_OK with *out
+ * latency_ms; outcome: variant, metric, value; config: weights. A shadow record needs nothing
+ * more, but the fields it has must be well typed: status, primary_status (integers 0-999) and
+ * latency_ms, primary_latency_ms, field_diff (finite numbers) or null; same_status, same_body,
+ * field_agree booleans or null; error and primary_variant strings. Returns LOGREC_OK with *out
  * filled, or why the line must be skipped.
  */
 enum logrec_parse logrec_parse(const char *line, size_t len, struct logrec *out, char *scratch,

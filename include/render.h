@@ -14,6 +14,7 @@
 
 struct analysis;
 struct cJSON;
+struct shadow_summary;
 
 enum render_format { RENDER_TEXT, RENDER_JSON, RENDER_MD, RENDER_HTML };
 
@@ -25,6 +26,7 @@ struct render_meta {
 	uint64_t request, outcome, config, shadow, forced, other;
 	uint64_t unrandomised;           /* requests without a unit (fallback: control) */
 	uint64_t skipped; /* malformed or invalid lines in all logs */
+	const struct shadow_summary *shadow_stats; /* (ref) NULL: no shadow records */
 };
 
 /* Parses "text", "json", "md" or "html"; returns the format or -1. */

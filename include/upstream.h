@@ -34,6 +34,7 @@ struct upconn {
 	void *owner;                  /* (ref) session using it; NULL while idle */
 	struct upconn *next_idle;
 	bool connecting;              /* non-blocking connect not yet confirmed */
+	void *tls_ctx;                /* (ref) the TLS context it was made with, NULL: plain */
 	uint32_t uses;                /* requests sent on this connection */
 };
 

@@ -99,6 +99,7 @@ struct worker {
 	struct http_header hdr[WORKER_MAX_HEADERS];
 
 	uint64_t rng;         /* xorshift state (random units, request ids), never 0 */
+	uint64_t now_us;      /* the loop's time at the event being handled */
 	struct session *sessions; /* all live sessions (for drain and shutdown) */
 	struct shadow *shadows;   /* shadow exchanges in flight */
 	uint32_t nshadows;

@@ -264,7 +264,7 @@ static void acc_reset(struct accum_variant *v)
 		m->successes = 0;
 		m->nonbinary = 0;
 		if (m->hist != NULL)
-			accum_hist_init(m->hist);
+			accum_hist_clear(m->hist);
 		accum_series_init(&m->series);
 	}
 }

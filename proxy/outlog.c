@@ -927,6 +927,17 @@ static void put_esc_byte(struct out *o, unsigned char c)
 }
 
 /* s (len bytes) as a quoted JSON string; NULL as null. Plain runs are copied in one piece. */
+/* Whether any of the 8 bytes of w needs a closer look: a control character, '"', '\\' or a
+ * byte of a multi-byte UTF-8 sequence (bit 7 set). Most strings in a record have none. */
+static inline bool word_needs_care(uint64_t w)
+{
+	const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+	uint64_t quote = w ^ (ones * '"'), slash = w ^ (ones * '\\');
+
+	return (((w - ones * 0x20) | ((quote - ones) & ~quote) | ((slash - ones) & ~slash) | w) &
+		high) != 0;
+}
+
 static void put_str(struct out *o, const char *str, size_t len)
 {
 	const unsigned char *s = (const unsigned char *)str;
@@ -938,6 +949,14 @@ static void put_str(struct out *o, const char *str, size_t len)
 	}
 	put_ch(o, '"');
 	while (i < len) {
+		if (i + 8 <= len) {
+			uint64_t w;
+			memcpy(&w, s + i, 8);
+			if (!word_needs_care(w)) {
+				i += 8;
+				continue;
+			}
+		}
 		unsigned cls = json_class[s[i]];
 		size_t n;
 		if (cls == 0) {

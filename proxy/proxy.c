@@ -137,12 +137,18 @@ static void local_response(struct session *s, int status, const char *reason, bo
 
 /* ---- time and buffers ------------------------------------------------------------------ */
 
-static uint64_t now_us(struct worker *w)
+/* The loop's time, read once per event (libevent caches it per loop pass anyway). */
+static void clock_tick(struct worker *w)
 {
 	struct timeval tv;
 
 	event_base_gettimeofday_cached(w->base, &tv);
-	return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+	w->now_us = (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+}
+
+static inline uint64_t now_us(const struct worker *w)
+{
+	return w->now_us;
 }
 
 static bool buf_ensure(struct session *s, struct buf *b)
@@ -303,6 +309,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 	struct session *s = arg;
 	uint64_t next;
 
+	clock_tick(s->w);
 	s->timer_at = 0;
 	if (check_timeouts(s, now_us(s->w), &next))
 		return; /* may have freed s */
@@ -516,29 +523,65 @@ static void local_response(struct session *s, int status, const char *reason, bo
 
 /* ---- request heads -------------------------------------------------------------------------- */
 
-static bool is_hop_by_hop(const char *n, uint32_t len)
+/* Compares a header name with a lower-case literal of letters and '-'. OR-ing 0x20 lowers a
+ * letter and leaves '-' alone; no other token character can then equal a literal's byte. */
+static inline bool name_is(const char *n, const char *lit, uint32_t len)
 {
-	switch (len) {
-	case 2:
-		return strncasecmp(n, "te", 2) == 0;
-	case 7:
-		return strncasecmp(n, "trailer", 7) == 0 || strncasecmp(n, "upgrade", 7) == 0;
-	case 10:
-		return strncasecmp(n, "connection", 10) == 0 || strncasecmp(n, "keep-alive", 10) == 0;
+	for (uint32_t i = 0; i < len; i++)
+		if ((n[i] | 0x20) != lit[i])
+			return false;
+	return true;
+}
+
+/* What the rewriting needs to know of a header field, from its name alone. */
+enum hdr_kind {
+	HDR_PLAIN,
+	HDR_HOP,         /* hop-by-hop: Connection, Keep-Alive, TE, Trailer, Upgrade, Proxy-* */
+	HDR_CONNECTION,  /* Connection itself (hop-by-hop, and it names more) */
+	HDR_ABGATE,      /* X-Abgate-*: ours to set */
+	HDR_EXPECT,
+	HDR_XFF,
+	HDR_REQUEST_ID,
+};
+
+static enum hdr_kind classify(const char *n, uint32_t len)
+{
+	switch (n[0] | 0x20) {
+	case 'c':
+		return len == 10 && name_is(n, "connection", 10) ? HDR_CONNECTION : HDR_PLAIN;
+	case 'e':
+		return len == 6 && name_is(n, "expect", 6) ? HDR_EXPECT : HDR_PLAIN;
+	case 'k':
+		return len == 10 && name_is(n, "keep-alive", 10) ? HDR_HOP : HDR_PLAIN;
+	case 'p':
+		return len > 6 && name_is(n, "proxy-", 6) ? HDR_HOP : HDR_PLAIN;
+	case 't':
+		return (len == 2 && name_is(n, "te", 2)) || (len == 7 && name_is(n, "trailer", 7))
+			       ? HDR_HOP
+			       : HDR_PLAIN;
+	case 'u':
+		return len == 7 && name_is(n, "upgrade", 7) ? HDR_HOP : HDR_PLAIN;
+	case 'x':
+		if (len > 9 && name_is(n, "x-abgate-", 9))
+			return HDR_ABGATE;
+		if (len == 15 && name_is(n, "x-forwarded-for", 15))
+			return HDR_XFF;
+		return len == 12 && name_is(n, "x-request-id", 12) ? HDR_REQUEST_ID : HDR_PLAIN;
 	default:
-		return len > 6 && strncasecmp(n, "proxy-", 6) == 0;
+		return HDR_PLAIN;
 	}
 }
 
 #define MAX_CONN_TOKENS 16
 
-/* The header names listed in Connection (they are hop-by-hop for this message). */
-static unsigned connection_tokens(const struct http_msg *m, const char *buf, struct http_span *tok)
+/* The header names listed in the Connection fields (they are hop-by-hop for this message). */
+static unsigned connection_tokens(const struct http_msg *m, const char *buf,
+				  const uint8_t *kinds, struct http_span *tok)
 {
 	unsigned n = 0;
 
 	for (uint32_t i = 0; i < m->nhdr; i++) {
-		if (!http_span_ieq(buf, m->hdr[i].name, "connection", 10))
+		if (kinds[i] != HDR_CONNECTION)
 			continue;
 		const char *p = buf + m->hdr[i].value.off, *end = p + m->hdr[i].value.len;
 		while (p < end && n < MAX_CONN_TOKENS) {
@@ -567,9 +610,17 @@ static bool named_by_connection(const char *buf, struct http_span name, const st
 	return false;
 }
 
-static inline bool has_prefix_ci(const char *buf, struct http_span s, const char *pfx, uint32_t n)
+/* Classifies every field of m into kinds[]; returns the Connection-named tokens' count. */
+static unsigned classify_all(const struct http_msg *m, const char *buf, uint8_t *kinds,
+			     struct http_span *tok)
 {
-	return s.len >= n && strncasecmp(buf + s.off, pfx, n) == 0;
+	bool conn = false;
+
+	for (uint32_t i = 0; i < m->nhdr; i++) {
+		kinds[i] = (uint8_t)classify(buf + m->hdr[i].name.off, m->hdr[i].name.len);
+		conn |= kinds[i] == HDR_CONNECTION;
+	}
+	return conn ? connection_tokens(m, buf, kinds, tok) : 0;
 }
 
 static char *put_hex64(char *o, uint64_t v)
@@ -685,7 +736,8 @@ static void assign_variant(struct session *s, const struct conf_experiment *e,
 static bool rewrite_request(struct session *s, const struct http_msg *m, const char *buf)
 {
 	struct http_span tok[MAX_CONN_TOKENS];
-	unsigned ntok = connection_tokens(m, buf, tok);
+	uint8_t kinds[WORKER_MAX_HEADERS];
+	unsigned ntok = classify_all(m, buf, kinds, tok);
 	uint32_t cap = s->w->bufs.size;
 	char *o = s->uout.p, *end = s->uout.p + cap;
 	int xff = -1;
@@ -700,14 +752,19 @@ static bool rewrite_request(struct session *s, const struct http_msg *m, const c
 	for (uint32_t i = 0; i < m->nhdr; i++) {
 		struct http_span n = m->hdr[i].name, v = m->hdr[i].value;
 		const char *nm = buf + n.off;
-		if (is_hop_by_hop(nm, n.len) || has_prefix_ci(buf, n, "x-abgate-", 9) ||
-		    (n.len == 6 && strncasecmp(nm, "expect", 6) == 0) ||
-		    (ntok > 0 && named_by_connection(buf, n, tok, ntok)))
+		switch (kinds[i]) {
+		case HDR_HOP:
+		case HDR_CONNECTION:
+		case HDR_ABGATE:
+		case HDR_EXPECT:
 			continue;
-		if (n.len == 15 && strncasecmp(nm, "x-forwarded-for", 15) == 0) {
+		case HDR_XFF:
 			if (xff < 0)
 				xff = (int)i;
 			continue;
+		default:
+			if (ntok > 0 && named_by_connection(buf, n, tok, ntok))
+				continue;
 		}
 		o = put(o, nm, n.len);
 		o = PUTS(o, ": ");
@@ -718,7 +775,7 @@ static bool rewrite_request(struct session *s, const struct http_msg *m, const c
 	if (xff >= 0) {
 		/* several X-Forwarded-For fields fold into one list, ours last */
 		for (uint32_t i = (uint32_t)xff; i < m->nhdr; i++) {
-			if (!http_span_ieq(buf, m->hdr[i].name, "x-forwarded-for", 15))
+			if (kinds[i] != HDR_XFF)
 				continue;
 			o = put(o, buf + m->hdr[i].value.off, m->hdr[i].value.len);
 			o = PUTS(o, ", ");
@@ -1174,7 +1231,8 @@ static bool read_upstream(struct session *s)
 static bool rewrite_response(struct session *s, const struct http_msg *m, const char *buf)
 {
 	struct http_span tok[MAX_CONN_TOKENS];
-	unsigned ntok = connection_tokens(m, buf, tok);
+	uint8_t kinds[WORKER_MAX_HEADERS];
+	unsigned ntok = classify_all(m, buf, kinds, tok);
 	uint32_t cap = s->w->bufs.size;
 	bool have_rid = false;
 
@@ -1191,10 +1249,10 @@ static bool rewrite_response(struct session *s, const struct http_msg *m, const 
 	for (uint32_t i = 0; i < m->nhdr; i++) {
 		struct http_span n = m->hdr[i].name, v = m->hdr[i].value;
 		const char *nm = buf + n.off;
-		if (is_hop_by_hop(nm, n.len) || has_prefix_ci(buf, n, "x-abgate-", 9) ||
+		if (kinds[i] == HDR_HOP || kinds[i] == HDR_CONNECTION || kinds[i] == HDR_ABGATE ||
 		    (ntok > 0 && named_by_connection(buf, n, tok, ntok)))
 			continue;
-		if (n.len == 12 && strncasecmp(nm, "x-request-id", 12) == 0)
+		if (kinds[i] == HDR_REQUEST_ID)
 			have_rid = true;
 		o = put(o, nm, n.len);
 		o = PUTS(o, ": ");
@@ -1464,16 +1522,19 @@ static void client_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct session *s = arg;
 
+	clock_tick(s->w);
 	conn_event(&s->c, what);
 	session_run(s);
 }
 
 void proxy_upstream_event(void *owner, short what)
 {
-	if (*(const uint8_t *)owner == OWNER_SHADOW)
+	if (*(const uint8_t *)owner == OWNER_SHADOW) {
 		shadow_event(owner, what);
-	else
+	} else {
+		clock_tick(((struct session *)owner)->w);
 		session_run(owner);
+	}
 }
 
 /* The one teardown of a session: every path that ends a client connection comes here. */
@@ -1517,6 +1578,8 @@ static void session_free(struct session *s)
 
 void proxy_accept(struct worker *w, const struct worker_listener *l)
 {
+	clock_tick(w);
+	worker_refresh_conf(w); /* new connections get a reload's certificates at once */
 	int lfd = l->fd;
 	const struct conf *c = w->cur->conf;
 	void *tls = l->index < c->nlistens ? c->listens[l->index].tls_ctx : NULL;
@@ -1573,6 +1636,7 @@ void proxy_accept(struct worker *w, const struct worker_listener *l)
 
 unsigned proxy_drain(struct worker *w)
 {
+	clock_tick(w);
 	struct session *s = w->sessions, *next;
 
 	for (; s != NULL; s = next) {
@@ -1587,6 +1651,7 @@ unsigned proxy_drain(struct worker *w)
 
 void proxy_close_all(struct worker *w)
 {
+	clock_tick(w);
 	while (w->sessions != NULL)
 		session_free(w->sessions);
 }

@@ -240,11 +240,17 @@ struct upconn *upstream_acquire(struct upstream_pools *p, int server, void *tls_
 	if (grow(p, server) < 0)
 		return NULL;
 	struct pool *pl = &p->pool[server];
-	if ((u = pl->idle) != NULL) {
+	while ((u = pl->idle) != NULL) {
 		pl->idle = u->next_idle;
 		pl->nidle--;
 		p->total_idle--;
 		u->next_idle = NULL;
+		if (servers[server]->tls && u->tls_ctx != tls_ctx) {
+			/* made under an earlier generation's CA or verification settings: the
+			 * connection holds that context, so the pointers cannot be confused */
+			upconn_free(u);
+			continue;
+		}
 		u->owner = owner;
 		*reused = true;
 		return u;
@@ -268,6 +274,7 @@ struct upconn *upstream_acquire(struct upstream_pools *p, int server, void *tls_
 	u->c.name = s->name;
 	u->c.ev = event_new(p->base, fd, EV_READ | EV_WRITE | EV_CLOSED | EV_PERSIST | EV_ET,
 			    upconn_cb, u);
+	u->tls_ctx = s->tls ? tls_ctx : NULL;
 	if (s->tls && (tls_ctx == NULL || conn_tls_connect(&u->c, tls_ctx, s->host, verify) < 0)) {
 		upconn_free(u);
 		errno = EPROTO;

@@ -106,17 +106,45 @@ double accum_hist_value(size_t i)
 	return i > ACCUM_HIST_HALF ? mid : -mid;
 }
 
+void accum_hist_clear(struct accum_hist *h)
+{
+	if (h->hi > h->lo)
+		memset(h->counts + h->lo, 0, (h->hi - h->lo) * sizeof(h->counts[0]));
+	h->total = 0;
+	h->lo = h->hi = 0;
+}
+
+/* Widens the in-use range to [lo, hi). */
+static inline void hist_cover(struct accum_hist *h, uint32_t lo, uint32_t hi)
+{
+	if (h->hi == h->lo) {
+		h->lo = lo;
+		h->hi = hi;
+		return;
+	}
+	if (lo < h->lo)
+		h->lo = lo;
+	if (hi > h->hi)
+		h->hi = hi;
+}
+
 void accum_hist_add(struct accum_hist *h, double x)
 {
-	h->counts[accum_hist_index(x)]++;
+	uint32_t i = (uint32_t)accum_hist_index(x);
+
+	h->counts[i]++;
 	h->total++;
+	hist_cover(h, i, i + 1);
 }
 
 void accum_hist_merge(struct accum_hist *dst, const struct accum_hist *src)
 {
-	for (size_t i = 0; i < ACCUM_HIST_BUCKETS; i++)
+	if (src->total == 0)
+		return;
+	for (size_t i = src->lo; i < src->hi; i++)
 		dst->counts[i] += src->counts[i];
 	dst->total += src->total;
+	hist_cover(dst, src->lo, src->hi);
 }
 
 double accum_hist_quantile(const struct accum_hist *h, double q, double lo, double hi)

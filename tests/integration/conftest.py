@@ -66,3 +66,14 @@ def yaml_config(tmp_path):
     def make(body, name="abgate.yaml", outcomes=None):
         return harness.YamlConfig(tmp_path / name, body, outcomes=outcomes)
     return make
+
+
+@pytest.fixture
+def raw_upstream(procs):
+    """Builds a harness.RawUpstream (records every byte it receives; reply(raw_conn, request)
+    answers complete requests, 200 "ok" by default), closed with the test's processes."""
+    def make(reply=None):
+        u = harness.RawUpstream(reply)
+        procs.upstreams.append(u)
+        return u
+    return make

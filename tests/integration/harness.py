@@ -883,7 +883,7 @@ def metric_series(samples, name):
 
 
 def abgate_pids():
-    """The pids of running processes whose executable is the abgate binary (by /proc)."""
+    """The running processes whose executable is the abgate binary: {pid: (cmdline, cwd)}."""
     want = os.path.realpath(ABGATE_BIN)
     out = {}
     for d in os.listdir("/proc"):
@@ -901,3 +901,275 @@ def abgate_pids():
         if exe == want:
             out[int(d)] = (cmd, cwd)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Additions for the robustness tests (framing, timeouts, crash): a strict request parser, a
+# raw-socket upstream that records every byte it receives, and reading a connection to its end.
+
+_TOKEN_RE = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_CHUNK_EXT_RE = re.compile(
+    rb'^(;[!#$%&\'*+\-.^_`|~0-9A-Za-z]+(=([!#$%&\'*+\-.^_`|~0-9A-Za-z]+|"([^"\\\x00-\x08'
+    rb'\x0a-\x1f\x7f]|\\[\x09\x20-\x7e\x80-\xff])*"))?)*$')
+
+
+def _strict_fields(lines):
+    """[(lowercase name, value)] of header lines; ValueError on any line a strict parser
+    refuses (obs-fold, whitespace before the colon, a name that is not a token, control
+    characters in the value)."""
+    out = []
+    for line in lines:
+        if not line or line[:1] in b" \t":
+            raise ValueError("obs-fold or empty field line")
+        name, sep, value = line.partition(b":")
+        if not sep or not _TOKEN_RE.match(name):
+            raise ValueError("bad field name %r" % name)
+        value = value.strip(b" \t")
+        if any((c < 0x20 and c != 0x09) or c == 0x7F for c in value):
+            raise ValueError("control character in %r" % name)
+        out.append((name.lower(), value))
+    return out
+
+
+def _strict_chunked(data, pos):
+    """End offset of a chunked body starting at data[pos], None when incomplete; ValueError
+    on bad framing (size not 1-16 hex digits, bad extension, data not followed by CRLF)."""
+    while True:
+        eol = data.find(b"\r\n", pos)
+        if eol < 0:
+            if b"\n" in data[pos:] or len(data) - pos > 4096:
+                raise ValueError("bad chunk-size line")
+            return None
+        line = data[pos:eol]
+        m = re.match(rb"^([0-9A-Fa-f]{1,16})(.*)$", line, re.S)
+        if not m or not _CHUNK_EXT_RE.match(m.group(2)):
+            raise ValueError("bad chunk-size line %r" % line)
+        size = int(m.group(1), 16)
+        pos = eol + 2
+        if size == 0:
+            # trailer section: field lines up to an empty line
+            while True:
+                eol = data.find(b"\r\n", pos)
+                if eol < 0:
+                    return None
+                if eol == pos:
+                    return pos + 2
+                _strict_fields([data[pos:eol]])
+                pos = eol + 2
+        if len(data) < pos + size + 2:
+            if len(data) > pos + size and data[pos + size:pos + size + 1] != b"\r":
+                raise ValueError("chunk data not followed by CRLF")
+            return None
+        if data[pos + size:pos + size + 2] != b"\r\n":
+            raise ValueError("chunk data not followed by CRLF")
+        pos += size + 2
+
+
+def strict_request_length(data):
+    """The length of the complete HTTP/1.x request at the start of data (bytes), None when
+    more bytes are needed. Raises ValueError on anything a strict HTTP/1.1 parser refuses, so
+    that a request only counts as complete when its framing is unambiguous."""
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        if b"\n" in data.replace(b"\r\n", b""):
+            raise ValueError("bare LF")
+        return None
+    lines = data[:end].split(b"\r\n")
+    for line in lines:
+        if b"\r" in line or b"\n" in line:
+            raise ValueError("bare CR or LF")
+    parts = lines[0].split(b" ")
+    if (len(parts) != 3 or not _TOKEN_RE.match(parts[0]) or not parts[1]
+            or parts[2] not in (b"HTTP/1.0", b"HTTP/1.1")):
+        raise ValueError("bad request line %r" % lines[0])
+    fields = _strict_fields(lines[1:])
+    hosts = [v for n, v in fields if n == b"host"]
+    if len(hosts) > 1 or (parts[2] == b"HTTP/1.1" and not hosts):
+        raise ValueError("Host missing or repeated")
+    te = [v for n, v in fields if n == b"transfer-encoding"]
+    cls = set()
+    for n, v in fields:
+        if n == b"content-length":
+            for item in v.split(b","):
+                item = item.strip(b" \t")
+                if not item.isdigit():
+                    raise ValueError("bad Content-Length %r" % v)
+                cls.add(int(item))
+    pos = end + 4
+    if te:
+        if cls or parts[2] == b"HTTP/1.0":
+            raise ValueError("Transfer-Encoding with Content-Length or in HTTP/1.0")
+        codings = [c.strip(b" \t").lower() for c in b",".join(te).split(b",")]
+        if codings != [b"chunked"]:
+            raise ValueError("Transfer-Encoding other than chunked")
+        return _strict_chunked(data, pos)
+    if len(cls) > 1:
+        raise ValueError("differing Content-Length values")
+    n = cls.pop() if cls else 0
+    return pos + n if len(data) >= pos + n else None
+
+
+class RawConn:
+    """What one connection to a RawUpstream carried."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.data = bytearray()    # every byte received, in order
+        self.requests = []         # the complete requests found in data (bytes each)
+        self.malformed = None      # why the strict parser gave up, if it did
+        self.closed = False        # the peer closed (EOF or reset)
+        self.closed_at = None      # time.monotonic() when it did
+
+
+def ok_reply(conn, req):
+    """RawUpstream's default answer to a complete request: 200 with a short body."""
+    conn.sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n"
+                      b"X-Raw-Upstream: 1\r\n\r\nok\n")
+
+
+class RawUpstream:
+    """An upstream on a free 127.0.0.1 port that records every byte each connection carries
+    (conns) and answers every request that a strict parser finds complete by calling
+    reply(raw_conn, request_bytes), which writes to raw_conn.sock itself (ok_reply by default).
+    Once a connection's bytes stop parsing, nothing more is answered on it, and
+    raw_conn.malformed says why; the bytes are still recorded. close() is what
+    ProcessGroup.close() calls, so it can sit in procs.upstreams."""
+
+    def __init__(self, reply=None):
+        self.reply = reply or ok_reply
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind((HOST, 0))
+        self.lsock.listen(128)
+        self.port = self.lsock.getsockname()[1]
+        self.addr = "%s:%d" % (HOST, self.port)
+        self.conns = []
+        self.lock = threading.Lock()
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                s, _ = self.lsock.accept()
+            except OSError:
+                return
+            rc = RawConn(s)
+            with self.lock:
+                self.conns.append(rc)
+            threading.Thread(target=self._serve, args=(rc,), daemon=True).start()
+
+    def _serve(self, rc):
+        pos = 0
+        try:
+            while True:
+                try:
+                    chunk = rc.sock.recv(65536)
+                except (ConnectionResetError, OSError):
+                    chunk = b""
+                if not chunk:
+                    break
+                with self.lock:
+                    rc.data += chunk
+                    data = bytes(rc.data)
+                while rc.malformed is None and pos < len(data):
+                    try:
+                        n = strict_request_length(data[pos:])
+                    except ValueError as e:
+                        rc.malformed = str(e)
+                        break
+                    if n is None:
+                        break
+                    req = data[pos:pos + n]
+                    pos += n
+                    with self.lock:
+                        rc.requests.append(req)
+                    try:
+                        self.reply(rc, req)
+                    except OSError:
+                        pass
+        finally:
+            with self.lock:
+                rc.closed = True
+                rc.closed_at = time.monotonic()
+            try:
+                rc.sock.close()
+            except OSError:
+                pass
+
+    def requests(self):
+        """Every complete request received so far, over all connections."""
+        with self.lock:
+            return [r for c in self.conns for r in c.requests]
+
+    def bytes_received(self):
+        with self.lock:
+            return sum(len(c.data) for c in self.conns)
+
+    def snapshot(self):
+        """[(bytes received, complete requests, closed)] per connection, in accept order."""
+        with self.lock:
+            return [(bytes(c.data), list(c.requests), c.closed) for c in self.conns]
+
+    def close(self):
+        self.closed = True
+        try:
+            self.lsock.close()
+        except OSError:
+            pass
+        with self.lock:
+            conns = list(self.conns)
+        for c in conns:
+            try:
+                c.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def read_until_close(conn, timeout=3.0):
+    """Everything an HttpConn receives (its buffered bytes first) until the peer closes or
+    timeout seconds pass. Returns (data, closed): a reset counts as closed."""
+    deadline = time.monotonic() + timeout
+    data = bytearray(conn.buf)
+    conn.buf.clear()
+    if conn.eof:
+        return bytes(data), True
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return bytes(data), False
+        conn.sock.settimeout(left)
+        try:
+            chunk = conn.sock.recv(65536)
+        except socket.timeout:
+            return bytes(data), False
+        except (ConnectionResetError, BrokenPipeError):
+            conn.eof = True
+            return bytes(data), True
+        if not chunk:
+            conn.eof = True
+            return bytes(data), True
+        data += chunk
+
+
+def split_response(data):
+    """Parses one Content-Length framed response at the start of data (bytes): returns
+    (status, [(name, value)], body, rest). ValueError when it is not a whole response."""
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        raise ValueError("no complete response head in %r" % data[:200])
+    lines = data[:end].decode("latin-1").split("\r\n")
+    m = re.match(r"^HTTP/1\.[01] (\d{3}) ", lines[0] + " ")
+    if not m:
+        raise ValueError("bad status line %r" % lines[0])
+    headers = []
+    for line in lines[1:]:
+        n, _, v = line.partition(":")
+        headers.append((n, v.strip()))
+    cl = [v for n, v in headers if n.lower() == "content-length"]
+    if len(cl) != 1:
+        raise ValueError("response without one Content-Length: %r" % headers)
+    body_end = end + 4 + int(cl[0])
+    if len(data) < body_end:
+        raise ValueError("truncated response body")
+    return int(m.group(1)), headers, data[end + 4:body_end], data[body_end:]

@@ -19,7 +19,7 @@ DEMO_LINE = re.compile(r"^abgate demo: proxy on 127\.0\.0\.1:(\d+) \(admin (\d+)
 
 
 def proc_stat(pid):
-    """(ppid, start time) of a process from /proc, or None when it is gone or a zombie."""
+    """(ppid, start time) of a process, or None when it is gone or a zombie."""
     try:
         with open("/proc/%d/stat" % pid) as f:
             fields = f.read().rsplit(")", 1)[1].split()
@@ -243,8 +243,11 @@ def test_make_install_destdir(tmp_path):
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
     before = build_mtimes()
     dest = tmp_path / "root"
-    r = subprocess.run(["make", "install", "DESTDIR=%s" % dest, "PREFIX=/usr"], cwd=REPO,
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
+    # with sources newer than the binary (a build in progress), -o keeps make from rebuilding
+    # it under the feet of whoever is building: the install itself is what is checked here
+    keep = [] if up_to_date else ["-o", "build/abgate"]
+    r = subprocess.run(["make"] + keep + ["install", "DESTDIR=%s" % dest, "PREFIX=/usr"],
+                       cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
     out = r.stdout.decode()
     assert r.returncode == 0, out
     installed = dest / "usr" / "bin" / "abgate"
@@ -254,10 +257,10 @@ def test_make_install_destdir(tmp_path):
         assert f1.read() == f2.read()
     assert sorted(str(p.relative_to(dest)) for p in dest.rglob("*")) == [
         "usr", "usr/bin", "usr/bin/abgate"]
+    # nothing was rebuilt: make only ran the install commands
+    cmds = [line for line in out.splitlines() if line and not line.startswith("make")]
+    assert all(line.startswith("install ") for line in cmds), out
     if up_to_date:
-        # nothing was rebuilt: make only ran the install commands
         assert build_mtimes() == before
-        cmds = [line for line in out.splitlines() if line and not line.startswith("make")]
-        assert all(line.startswith("install ") for line in cmds), out
     r = subprocess.run([str(installed), "--version"], stdout=subprocess.PIPE, timeout=10)
     assert r.returncode == 0 and r.stdout.startswith(b"abgate ")

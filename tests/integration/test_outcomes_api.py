@@ -206,13 +206,19 @@ def test_bad_outcomes_get_400_and_log_nothing(proxy):
     path = proxy.config.outcomes
     # a request of the experiment, so that a known request id exists and records are flowing
     request(proxy, "bad-user", rid="known-rid")
-    proxy.wait_outcomes(lambda r: r["type"] == "request", 1)
+    # a request id of another experiment does not attribute an outcome of this one
+    r = request(proxy, "bad-user", rid="other-exp-rid", path="/other")
+    assert r.header("X-Abgate-Experiment") == "other"
+    proxy.wait_outcomes(lambda r: r["type"] == "request", 2)
     time.sleep(0.3)
+    bad = BAD + [("request id of another experiment",
+                  {"exp": "ranker", "metric": "click", "value": 1, "rid": "other-exp-rid"},
+                  "other-exp-rid")]
     size = os.path.getsize(path)
     with open(path, "rb") as f:
         content = f.read()
     failures = []
-    for name, body, word in BAD:
+    for name, body, word in bad:
         r = post(proxy, body)
         if r.status != 400:
             failures.append("%s: status %d %r" % (name, r.status, r.body))

@@ -2,12 +2,11 @@
 plain 400), https upstreams with ca_file / verify, and certificates reloaded on SIGHUP."""
 
 import re
-import signal
 import subprocess
 
 import pytest
 
-from harness import HttpConn, ConnectionClosed, wait_until
+from harness import HttpConn, wait_until
 
 OPENSSL = "/usr/bin/openssl"
 CURL = "/usr/bin/curl"
@@ -237,6 +236,24 @@ def test_https_upstream_without_verification(procs, models, yaml_config, tls_ups
         assert r.status == 200, r
         assert r.json()["model"] == "model-b"
     assert "verification is off" in px.log()
+
+
+def test_reload_to_another_ca_governs_the_next_requests(procs, models, yaml_config,
+                                                       tls_upstream, pki):
+    """Requests that start after a reload run on the new generation: when it trusts another
+    CA, a keep-alive connection verified under the old one must not carry them."""
+    px = front(procs, models, yaml_config, tls_upstream, "    ca_file: %s\n" % pki["ca"],
+               "front-reload-ca")
+    assert [r.status for r in through(px, 2)] == [200, 200]
+    a, _ = models
+    px.config.body = HTTPS_UPSTREAM_FRONT.format(a=a.addr, tls_port=tls_upstream.port,
+                                                 tls_opts="    ca_file: %s\n" % pki["other_ca"])
+    px.config.write()
+    r = px.reload_admin()
+    assert r.status == 200, r
+    statuses = [r.status for r in through(px, 2)]
+    assert statuses == [502, 502], "served after the reload distrusted the upstream's CA: %r" % (
+        statuses,)
 
 
 def peer_certificate(port):
