@@ -350,7 +350,9 @@ void shadow_primary_end(struct shadow *sh, double latency_ms, bool complete)
 	sh->primary_ended = true;
 	sh->p_complete = complete;
 	sh->p_latency_ms = latency_ms;
-	if (sh->dropped || sh->failed || sh->resp_done || !sh->req_complete)
+	if (!sh->req_complete)
+		sh->dropped = true; /* the request never completed: there is nothing to mirror */
+	if (sh->dropped || sh->failed || sh->resp_done)
 		finish(sh);
 }
 
