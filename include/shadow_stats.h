@@ -66,11 +66,11 @@ struct shadow_summary {
 	bool has_diff; /* the interval and sd: pairs > 1 (diff_mean needs pairs > 0) */
 	double diff_mean, diff_sd, diff_df, diff_ci_low, diff_ci_high;
 
-	uint64_t status_pairs;		  /* records with both statuses */
+	uint64_t status_pairs; /* records with both statuses */
 	struct shadow_stats_rate shadow_5xx, primary_5xx;
 	uint64_t shadow_only, primary_only; /* discordant pairs b and c */
 	bool has_p;
-	double p_value; /* McNemar's exact (binomial) test, two-sided */
+	double p_value;	  /* McNemar's exact (binomial) test, two-sided */
 	const char *test; /* "mcnemar_exact", or "mcnemar_chi2_cc" past 2^32 discordant pairs */
 
 	const char *notes[4]; /* why something is missing, static strings */

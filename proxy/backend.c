@@ -502,7 +502,13 @@ int backend_main(int argc, char **argv)
 			port = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
 	}
 
-	b.base = event_base_new();
+	/* the precise clock: the coarse one would answer --latency-ms a few ms early */
+	struct event_config *cfg = event_config_new();
+	if (cfg != NULL) {
+		event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+		b.base = event_base_new_with_config(cfg);
+		event_config_free(cfg);
+	}
 	if (b.base == NULL) {
 		close(fd);
 		fprintf(stderr, "abgate backend: cannot create the event loop\n");

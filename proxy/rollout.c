@@ -55,7 +55,7 @@ static void save(const struct rollout_rt *rt)
 		return;
 	cJSON *doc = cJSON_CreateObject();
 	cJSON_AddStringToObject(doc, "experiment", rt->exp);
-	cJSON_AddNumberToObject(doc, "step", rt->step);
+	cJSON_AddNumberToObject(doc, "step", rt->step + 1); /* 1-based, as the admin API says */
 	cJSON_AddStringToObject(doc, "status", status_names[rt->status]);
 	cJSON_AddNumberToObject(doc, "canary_weight", atomic_load(&rt->canary_bp) / 100.0);
 	char *text = cJSON_PrintUnformatted(doc);
@@ -93,7 +93,7 @@ static bool load(struct rollout_rt *rt, const struct conf_rollout *r)
 		  cJSON_IsNumber(step) && cJSON_IsString(status) && cJSON_IsNumber(w) &&
 		  w->valuedouble >= 0 && w->valuedouble <= 100;
 	if (ok) {
-		int s = (int)step->valuedouble;
+		int s = (int)step->valuedouble - 1;
 		rt->step = s < -1 ? -1 : s >= (int)r->nsteps ? (int)r->nsteps - 1 : s;
 		rt->status = ROLLOUT_RUNNING;
 		for (int i = 0; i < 4; i++)
@@ -362,9 +362,17 @@ int rollout_command(const struct conf *c, const char *exp, const char *cmd, char
 		return 409;
 	}
 	if (strcmp(cmd, "promote") == 0) {
+		if (rt->status == ROLLOUT_PROMOTED) {
+			*body = message("error", "the rollout is already promoted", rt);
+			return 409;
+		}
 		set_step(rt, &e->rollout, (int)e->rollout.nsteps - 1);
 		changed(rt, "promoted by hand", NULL);
 	} else if (strcmp(cmd, "rollback") == 0) {
+		if (rt->status == ROLLOUT_ROLLED_BACK) {
+			*body = message("error", "the rollout is already rolled back", rt);
+			return 409;
+		}
 		roll_back(rt, "by hand");
 	} else if (strcmp(cmd, "pause") == 0) {
 		if (rt->status != ROLLOUT_RUNNING) {

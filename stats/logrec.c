@@ -3,7 +3,9 @@
  *
  * The fast path reads the object in one pass: keys are matched against the few the report uses,
  * other values are skipped. Lines it does not handle (arrays, nested objects other than
- * "weights") go to cJSON, which is slower but general.
+ * "weights") go to cJSON, which is slower but general. The fields only shadow records use are
+ * gathered whatever the type and judged only when the record is a shadow one, so that they
+ * change nothing for the other types.
  */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -34,6 +36,13 @@ struct raw {
 	struct logrec_str wname[LOGREC_MAX_WEIGHTS];
 	double weight[LOGREC_MAX_WEIGHTS];
 	bool too_many_weights;
+	/* shadow records */
+	struct logrec_str primary_variant, error;
+	bool has_primary_variant, has_error;
+	double primary_status, primary_latency, field_diff;
+	bool has_primary_status, has_primary_latency, has_field_diff;
+	bool has_same_status, same_status, has_same_body, same_body, has_field_agree, field_agree;
+	bool shadow_mistyped; /* a shadow field of the wrong type: invalid if the record is one */
 };
 
 static void skip_ws(struct rd *r)
@@ -236,6 +245,54 @@ static bool key_is(const struct logrec_str *k, const char *name)
 	return k->len == n && memcmp(k->s, name, n) == 0;
 }
 
+/* Keys of the shadow fields, by the JSON type they must have (besides null). */
+static bool shadow_number_key(const struct logrec_str *k)
+{
+	return key_is(k, "primary_status") || key_is(k, "primary_latency_ms") ||
+	       key_is(k, "field_diff");
+}
+
+static bool shadow_bool_key(const struct logrec_str *k)
+{
+	return key_is(k, "same_status") || key_is(k, "same_body") || key_is(k, "field_agree");
+}
+
+static bool shadow_string_key(const struct logrec_str *k)
+{
+	return key_is(k, "primary_variant") || key_is(k, "error");
+}
+
+/* The keys a shadow record needs as something other than a string. */
+static bool shadow_nonstring_key(const struct logrec_str *k)
+{
+	return shadow_number_key(k) || shadow_bool_key(k);
+}
+
+/* A null value: the field is known to be absent. */
+static void shadow_null(struct raw *w, const struct logrec_str *k)
+{
+	if (key_is(k, "status"))
+		w->has_status = false;
+	else if (key_is(k, "latency_ms"))
+		w->has_latency = false;
+	else if (key_is(k, "primary_status"))
+		w->has_primary_status = false;
+	else if (key_is(k, "primary_latency_ms"))
+		w->has_primary_latency = false;
+	else if (key_is(k, "field_diff"))
+		w->has_field_diff = false;
+	else if (key_is(k, "same_status"))
+		w->has_same_status = false;
+	else if (key_is(k, "same_body"))
+		w->has_same_body = false;
+	else if (key_is(k, "field_agree"))
+		w->has_field_agree = false;
+	else if (key_is(k, "primary_variant"))
+		w->has_primary_variant = false;
+	else if (key_is(k, "error"))
+		w->has_error = false;
+}
+
 static enum fast read_weights(struct rd *r, struct raw *w)
 {
 	r->p++; /* '{' */
@@ -319,6 +376,12 @@ static enum fast read_fast(struct rd *r, struct raw *w)
 				w->unit = s, w->has_unit = true;
 			else if (key_is(&k, "metric"))
 				w->metric = s, w->has_metric = true;
+			else if (key_is(&k, "primary_variant"))
+				w->primary_variant = s, w->has_primary_variant = true;
+			else if (key_is(&k, "error"))
+				w->error = s, w->has_error = true;
+			else if (shadow_nonstring_key(&k))
+				w->shadow_mistyped = true;
 			else if (key_is(&k, "v") || key_is(&k, "status") ||
 				 key_is(&k, "latency_ms") || key_is(&k, "value") ||
 				 key_is(&k, "weights"))
@@ -334,6 +397,14 @@ static enum fast read_fast(struct rd *r, struct raw *w)
 				w->latency = num, w->has_latency = true;
 			else if (key_is(&k, "value"))
 				w->value = num, w->has_value = true;
+			else if (key_is(&k, "primary_status"))
+				w->primary_status = num, w->has_primary_status = true;
+			else if (key_is(&k, "primary_latency_ms"))
+				w->primary_latency = num, w->has_primary_latency = true;
+			else if (key_is(&k, "field_diff"))
+				w->field_diff = num, w->has_field_diff = true;
+			else if (shadow_bool_key(&k) || shadow_string_key(&k))
+				w->shadow_mistyped = true;
 		} else if (c == 't' || c == 'f') {
 			bool b = c == 't';
 			if (!lit(r, b ? "true" : "false"))
@@ -342,11 +413,22 @@ static enum fast read_fast(struct rd *r, struct raw *w)
 				w->value = b, w->has_value = true;
 			else if (key_is(&k, "forced"))
 				w->forced = b;
+			else if (key_is(&k, "same_status"))
+				w->same_status = b, w->has_same_status = true;
+			else if (key_is(&k, "same_body"))
+				w->same_body = b, w->has_same_body = true;
+			else if (key_is(&k, "field_agree"))
+				w->field_agree = b, w->has_field_agree = true;
+			else if (key_is(&k, "status") || key_is(&k, "latency_ms") ||
+				 shadow_number_key(&k) || shadow_string_key(&k))
+				w->shadow_mistyped = true;
 		} else if (c == 'n') {
 			if (!lit(r, "null"))
 				return FAST_BAD;
 			if (key_is(&k, "unit"))
 				w->has_unit = false;
+			else
+				shadow_null(w, &k);
 		} else if (c == '{' && key_is(&k, "weights")) {
 			enum fast f = read_weights(r, w);
 			if (f != FAST_OK)
@@ -390,9 +472,10 @@ static int take_str(struct rd *r, const cJSON *item, struct logrec_str *out, boo
 	return 0;
 }
 
+/* A number (or, with allow_bool, a boolean read as 0/1); absent and null leave *has alone. */
 static int take_num(const cJSON *item, double *out, bool *has, bool allow_bool)
 {
-	if (item == NULL)
+	if (item == NULL || cJSON_IsNull(item))
 		return 0;
 	if (cJSON_IsNumber(item))
 		*out = item->valuedouble;
@@ -402,6 +485,39 @@ static int take_num(const cJSON *item, double *out, bool *has, bool allow_bool)
 		return -1;
 	*has = true;
 	return 0;
+}
+
+/* Shadow fields: the wrong type sets w->shadow_mistyped rather than failing the line. */
+static int take_shadow_str(struct rd *r, struct raw *w, const cJSON *root, const char *key,
+			   struct logrec_str *out, bool *has)
+{
+	const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, key);
+	if (item != NULL && !cJSON_IsNull(item) && !cJSON_IsString(item)) {
+		w->shadow_mistyped = true;
+		return 0;
+	}
+	return take_str(r, item, out, has);
+}
+
+static void take_shadow_num(struct raw *w, const cJSON *root, const char *key, double *out,
+			    bool *has)
+{
+	if (take_num(cJSON_GetObjectItemCaseSensitive(root, key), out, has, false) < 0)
+		w->shadow_mistyped = true;
+}
+
+static void take_shadow_bool(struct raw *w, const cJSON *root, const char *key, bool *out,
+			     bool *has)
+{
+	const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, key);
+	if (item == NULL || cJSON_IsNull(item))
+		return;
+	if (!cJSON_IsBool(item)) {
+		w->shadow_mistyped = true;
+		return;
+	}
+	*out = cJSON_IsTrue(item);
+	*has = true;
 }
 
 static enum logrec_parse read_cjson(struct rd *r, const char *line, size_t len, struct raw *w)
@@ -440,6 +556,17 @@ static enum logrec_parse read_cjson(struct rd *r, const char *line, size_t len, 
 	double forced = 0;
 	if (take_num(cJSON_GetObjectItemCaseSensitive(root, "forced"), &forced, &dummy, true) == 0)
 		w->forced = forced != 0;
+	if (take_shadow_str(r, w, root, "primary_variant", &w->primary_variant,
+			    &w->has_primary_variant) < 0 ||
+	    take_shadow_str(r, w, root, "error", &w->error, &w->has_error) < 0)
+		goto out;
+	take_shadow_num(w, root, "primary_status", &w->primary_status, &w->has_primary_status);
+	take_shadow_num(w, root, "primary_latency_ms", &w->primary_latency,
+			&w->has_primary_latency);
+	take_shadow_num(w, root, "field_diff", &w->field_diff, &w->has_field_diff);
+	take_shadow_bool(w, root, "same_status", &w->same_status, &w->has_same_status);
+	take_shadow_bool(w, root, "same_body", &w->same_body, &w->has_same_body);
+	take_shadow_bool(w, root, "field_agree", &w->field_agree, &w->has_field_agree);
 	const cJSON *ws = cJSON_GetObjectItemCaseSensitive(root, "weights");
 	if (ws) {
 		if (!cJSON_IsObject(ws))
@@ -506,6 +633,9 @@ int logrec_parse_ts(const char *s, size_t len, double *out)
 	} else if (i < len && (s[i] == '+' || s[i] == '-')) {
 		if (len - i < 6 || s[i + 3] != ':')
 			return -1;
+		for (size_t k = 1; k <= 5; k++)
+			if (k != 3 && (s[i + k] < '0' || s[i + k] > '9'))
+				return -1;
 		int hh = (s[i + 1] - '0') * 10 + (s[i + 2] - '0');
 		int mm = (s[i + 4] - '0') * 10 + (s[i + 5] - '0');
 		if (hh < 0 || hh > 23 || mm < 0 || mm > 59)
@@ -532,6 +662,45 @@ static bool str_is(const struct logrec_str *k, const char *name)
 	return key_is(k, name);
 }
 
+static bool status_ok(double s)
+{
+	return s >= 0 && s <= 999 && s == floor(s);
+}
+
+static signed char tri(bool has, bool v)
+{
+	return has ? (signed char)v : -1;
+}
+
+/* Checks and copies the fields of a shadow record; returns 0 or -1 (invalid). */
+static int take_shadow(const struct raw *w, struct logrec *out)
+{
+	if (w->shadow_mistyped || (w->has_status && !status_ok(w->status)) ||
+	    (w->has_latency && !isfinite(w->latency)) ||
+	    (w->has_primary_status && !status_ok(w->primary_status)) ||
+	    (w->has_primary_latency && !isfinite(w->primary_latency)) ||
+	    (w->has_field_diff && !isfinite(w->field_diff)))
+		return -1;
+	out->has_status = w->has_status;
+	out->status = w->has_status ? (int)w->status : 0;
+	out->has_latency = w->has_latency;
+	out->latency_ms = w->has_latency ? w->latency : 0;
+	out->has_primary_status = w->has_primary_status;
+	out->primary_status = w->has_primary_status ? (int)w->primary_status : 0;
+	out->has_primary_latency = w->has_primary_latency;
+	out->primary_latency_ms = w->has_primary_latency ? w->primary_latency : 0;
+	out->has_field_diff = w->has_field_diff;
+	out->field_diff = w->has_field_diff ? w->field_diff : 0;
+	out->has_primary_variant = w->has_primary_variant;
+	out->primary_variant = w->primary_variant;
+	out->has_error = w->has_error;
+	out->error = w->error;
+	out->same_status = tri(w->has_same_status, w->same_status);
+	out->same_body = tri(w->has_same_body, w->same_body);
+	out->field_agree = tri(w->has_field_agree, w->field_agree);
+	return 0;
+}
+
 enum logrec_parse logrec_parse(const char *line, size_t len, struct logrec *out, char *scratch,
 			       size_t scratch_len)
 {
@@ -549,6 +718,7 @@ enum logrec_parse logrec_parse(const char *line, size_t len, struct logrec *out,
 			return rc;
 	}
 	memset(out, 0, sizeof(*out));
+	out->same_status = out->same_body = out->field_agree = -1;
 	if (!w.has_v || w.v != 1 || !w.has_type || !w.has_exp || !w.has_ts || w.exp.len == 0)
 		return LOGREC_INVALID;
 	if (logrec_parse_ts(w.ts.s, w.ts.len, &out->ts) < 0)
@@ -563,6 +733,7 @@ enum logrec_parse logrec_parse(const char *line, size_t len, struct logrec *out,
 			return LOGREC_INVALID;
 		out->status = (int)w.status;
 		out->latency_ms = w.latency;
+		out->has_status = out->has_latency = true;
 		out->forced = w.forced;
 		out->unit = w.unit;
 		out->has_unit = w.has_unit && w.unit.len > 0;
@@ -588,6 +759,8 @@ enum logrec_parse logrec_parse(const char *line, size_t len, struct logrec *out,
 		out->nweights = w.nweights;
 	} else if (str_is(&w.type, "shadow")) {
 		out->type = LOGREC_SHADOW;
+		if (take_shadow(&w, out) < 0)
+			return LOGREC_INVALID;
 	} else {
 		out->type = LOGREC_OTHER;
 	}

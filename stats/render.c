@@ -13,6 +13,7 @@
 #include "render.h"
 #include "rhtml.h"
 #include "rtext.h"
+#include "shadow_stats.h"
 
 int render_format_parse(const char *name)
 {
@@ -206,6 +207,133 @@ static cJSON *json_metric(const struct analysis *a, const struct analysis_metric
 	return o;
 }
 
+/* k of n with its Wilson interval; why says what is missing when n is 0. */
+static cJSON *json_rate(const struct shadow_stats_rate *r, const char *count_key, const char *why)
+{
+	cJSON *o = cJSON_CreateObject();
+	if (o == NULL)
+		return NULL;
+	bool ok = put_num(o, "n", true, (double)r->n);
+	ok &= put_num(o, count_key, true, (double)r->k);
+	ok &= put_num(o, "rate", r->has, r->rate);
+	ok &= put_num(o, "ci_low", r->has, r->ci_low);
+	ok &= put_num(o, "ci_high", r->has, r->ci_high);
+	if (!r->has)
+		ok &= put_str(o, "note", why);
+	if (!ok) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return o;
+}
+
+static bool add_item(cJSON *o, const char *key, cJSON *item)
+{
+	if (item == NULL)
+		return false;
+	cJSON_AddItemToObject(o, key, item);
+	return true;
+}
+
+static cJSON *json_side(const struct shadow_stats_side *sd)
+{
+	cJSON *o = cJSON_CreateObject();
+	if (o == NULL)
+		return NULL;
+	bool ok = put_num(o, "n", true, (double)sd->n);
+	ok &= put_num(o, "mean", sd->has, sd->mean);
+	ok &= put_num(o, "sd", sd->has_sd, sd->sd);
+	ok &= put_num(o, "p50", sd->has, sd->p50);
+	ok &= put_num(o, "p95", sd->has, sd->p95);
+	ok &= put_num(o, "p99", sd->has, sd->p99);
+	if (!ok) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* The "shadow" object (DESIGN terms in include/shadow_stats.h). */
+static cJSON *json_shadow(const struct shadow_summary *s)
+{
+	cJSON *o = cJSON_CreateObject();
+	if (o == NULL)
+		return NULL;
+	bool ok = put_num(o, "records", true, (double)s->records);
+	ok &= put_num(o, "compared", true, (double)s->compared);
+	ok &= put_num(o, "failed", true, (double)s->failed);
+	ok &= put_num(o, "not_comparable", true, (double)s->not_comparable);
+	cJSON *fe = cJSON_AddObjectToObject(o, "failed_by_error");
+	ok &= fe != NULL;
+	for (size_t i = 0; fe && i < s->nerrors; i++)
+		ok &= put_num(fe, s->errors[i].reason, true, (double)s->errors[i].n);
+
+	const char *nc = "no comparable shadow answer";
+	cJSON *ag = json_rate(&s->agreement, "agree", nc);
+	ok &= ag != NULL;
+	if (ag) {
+		ok &= put_str(ag, "basis", s->basis);
+		ok &= put_num(ag, "confidence", true, 0.95);
+		ok &= put_str(ag, "interval", "wilson");
+		cJSON_AddItemToObject(o, "agreement", ag);
+	}
+	ok &= add_item(o, "same_status", json_rate(&s->same_status, "same", nc));
+	ok &= add_item(o, "same_body", json_rate(&s->same_body, "same", nc));
+	cJSON *fd = cJSON_AddObjectToObject(o, "json_field");
+	ok &= fd != NULL;
+	if (fd) {
+		ok &= put_num(fd, "n", true, (double)s->field_n);
+		ok &= put_num(fd, "missing", true, (double)s->field_missing);
+	}
+
+	cJSON *lat = cJSON_AddObjectToObject(o, "latency_ms");
+	ok &= lat != NULL;
+	if (lat) {
+		ok &= put_num(lat, "pairs", true, (double)s->pairs);
+		ok &= add_item(lat, "shadow", json_side(&s->shadow));
+		ok &= add_item(lat, "primary", json_side(&s->primary));
+		cJSON *d = cJSON_AddObjectToObject(lat, "diff");
+		ok &= d != NULL;
+		if (d) {
+			ok &= put_str(d, "of", "shadow - primary");
+			ok &= put_str(d, "test", "paired_t");
+			ok &= put_num(d, "mean", s->pairs > 0, s->diff_mean);
+			ok &= put_num(d, "sd", s->has_diff, s->diff_sd);
+			ok &= put_num(d, "df", s->has_diff, s->diff_df);
+			ok &= put_num(d, "ci_low", s->has_diff, s->diff_ci_low);
+			ok &= put_num(d, "ci_high", s->has_diff, s->diff_ci_high);
+			if (!s->has_diff)
+				ok &= put_str(d, "note",
+					      s->pairs > 1 ? "interval not finite"
+							   : "fewer than 2 latency pairs");
+		}
+	}
+
+	cJSON *er = cJSON_AddObjectToObject(o, "errors_5xx");
+	ok &= er != NULL;
+	if (er) {
+		const char *np = "no pair of statuses";
+		ok &= put_num(er, "pairs", true, (double)s->status_pairs);
+		ok &= add_item(er, "shadow", json_rate(&s->shadow_5xx, "errors", np));
+		ok &= add_item(er, "primary", json_rate(&s->primary_5xx, "errors", np));
+		ok &= put_num(er, "shadow_only", true, (double)s->shadow_only);
+		ok &= put_num(er, "primary_only", true, (double)s->primary_only);
+		ok &= put_str(er, "test", s->has_p ? s->test : "mcnemar_exact");
+		ok &= put_num(er, "p_value", s->has_p, s->p_value);
+		if (!s->has_p)
+			ok &= put_str(er, "note", np);
+	}
+	if (s->nnotes) {
+		char buf[1024];
+		ok &= put_str(o, "note", render_notes(buf, sizeof(buf), s->notes, s->nnotes));
+	}
+	if (!ok) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return o;
+}
+
 cJSON *render_json(const struct analysis *a, const struct render_meta *m)
 {
 	cJSON *o = cJSON_CreateObject();
@@ -277,6 +405,10 @@ cJSON *render_json(const struct analysis *a, const struct render_meta *m)
 		if (x)
 			cJSON_AddItemToArray(mets, x);
 	}
+	if (m && m->shadow_stats)
+		ok &= add_item(o, "shadow", json_shadow(m->shadow_stats));
+	else
+		ok &= cJSON_AddNullToObject(o, "shadow") != NULL;
 	cJSON *r = cJSON_AddObjectToObject(o, "recommendation");
 	ok &= r != NULL;
 	if (r) {

@@ -27,6 +27,7 @@
 #include "logrec.h"
 #include "render.h"
 #include "report.h"
+#include "shadow_stats.h"
 
 #define READ_BUF (1u << 20)
 #define MAX_LINE (64u << 10)
@@ -70,6 +71,8 @@ struct rexp {
 	long cur;	   /* epoch in force in the current log, -1 before its first config */
 	uint64_t *unknown; /* requests seen with no epoch in force, per variant index */
 	size_t nunknown;
+	struct shadow_stats *shadow; /* NULL until the first shadow record */
+	struct shadow_summary shadow_sum;
 	struct render_meta meta;
 };
 
@@ -365,7 +368,9 @@ static int take_line(struct report *r, const char *line, size_t len)
 		return set_epoch(e, &rec);
 	case LOGREC_SHADOW:
 		e->meta.shadow++;
-		return 0;
+		if (e->shadow == NULL && (e->shadow = shadow_stats_new()) == NULL)
+			return -1;
+		return shadow_stats_add(e->shadow, &rec);
 	case LOGREC_OTHER:
 		e->meta.other++;
 		return 0;
@@ -556,6 +561,12 @@ static struct analysis *analyse(struct rexp *e, const struct conf_experiment *ce
 			if (find_var(e, &nm) < 0)
 				goto out;
 		}
+	if (e->nvars == 0) {
+		/* only shadow (or unknown) records: an empty control keeps the report whole */
+		struct logrec_str nm = {"control", strlen("control")};
+		if (find_var(e, &nm) < 0)
+			goto out;
+	}
 	k = e->nvars;
 	order = calloc(k + 1, sizeof(*order));
 	taken = calloc(k + 1, sizeof(*taken));
@@ -727,6 +738,7 @@ static void free_report(struct report *r)
 		}
 		free(e->epochs);
 		free(e->unknown);
+		shadow_stats_free(e->shadow);
 		free(e->name);
 	}
 	free(r->exps);
@@ -763,6 +775,8 @@ static void usage(FILE *f)
 	    "with a forced variant are left out. Hard gates are evaluated once over the whole "
 	    "log.\n"
 	    "Malformed or torn lines are skipped and counted (records.skipped).\n"
+	    "Shadow records (mirrored requests) get a section of their own: agreement with the\n"
+	    "primary answers (95% Wilson interval), paired latencies, 5xx asymmetry (McNemar).\n"
 	    "Exit status: 0 ok, 1 bad input (one line on standard error), 2 runtime failure.\n",
 	    f);
 }
@@ -882,6 +896,10 @@ int report_main(int argc, char **argv)
 		metas[nas].logs = (const char *const *)argv + optind;
 		metas[nas].nlogs = (size_t)(argc - optind);
 		metas[nas].skipped = r.skipped;
+		if (e->shadow != NULL) {
+			shadow_stats_summary(e->shadow, &e->shadow_sum);
+			metas[nas].shadow_stats = &e->shadow_sum;
+		}
 		nas++;
 	}
 	if (out) {

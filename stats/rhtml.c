@@ -15,6 +15,7 @@
 #include "analysis.h"
 #include "render.h"
 #include "rhtml.h"
+#include "shadow_stats.h"
 
 #define CHART_W 960
 #define CHART_H 240
@@ -529,6 +530,104 @@ static void metric_section(FILE *f, const struct analysis *a, const struct analy
 	ci_chart(f, a, m);
 }
 
+/* One rate as "0.9 (891/990), 95% CI [0.88, 0.92]" into buf, "-" when nothing counted. */
+static const char *rate_text(char *buf, size_t len, const struct shadow_stats_rate *r)
+{
+	char b1[32], b2[32], b3[32];
+	if (!r->has)
+		snprintf(buf, len, "-");
+	else
+		snprintf(buf, len, "%s (%llu/%llu), 95%% CI [%s, %s]",
+			 render_num(b1, sizeof(b1), true, r->rate, 4), (unsigned long long)r->k,
+			 (unsigned long long)r->n, render_num(b2, sizeof(b2), true, r->ci_low, 4),
+			 render_num(b3, sizeof(b3), true, r->ci_high, 4));
+	return buf;
+}
+
+/* The shadow traffic: counts, agreement, latency table, 5xx asymmetry. */
+static void shadow_section(FILE *f, const struct shadow_summary *s)
+{
+	char b[6][96], line[512];
+	fprintf(f, "<h2>Shadow traffic</h2>\n<p>%llu mirrored requests: %llu compared, %llu failed",
+		(unsigned long long)s->records, (unsigned long long)s->compared,
+		(unsigned long long)s->failed);
+	for (size_t i = 0; i < s->nerrors; i++) {
+		fputs(i ? ", " : " (", f);
+		esc(f, s->errors[i].reason);
+		fprintf(f, " %llu", (unsigned long long)s->errors[i].n);
+	}
+	fprintf(f, "%s", s->nerrors ? ")" : "");
+	if (s->not_comparable)
+		fprintf(f, ", %llu not comparable", (unsigned long long)s->not_comparable);
+	fputs(".</p>\n<table>\n", f);
+	const char *h[] = {"comparison", "rate (95% Wilson interval)"};
+	table_row_cells(f, h, 2, "th");
+	const char *basis =
+	    s->basis == NULL			  ? "agreement"
+	    : strcmp(s->basis, "json_field") == 0 ? "agreement (status and json field)"
+	    : strcmp(s->basis, "body") == 0	  ? "agreement (status and body)"
+						  : "agreement (status and json field, else body)";
+	const char *r1[] = {basis, rate_text(b[0], sizeof(b[0]), &s->agreement)};
+	const char *r2[] = {"same status", rate_text(b[1], sizeof(b[1]), &s->same_status)};
+	const char *r3[] = {"same body", rate_text(b[2], sizeof(b[2]), &s->same_body)};
+	table_row_cells(f, r1, 2, "td");
+	table_row_cells(f, r2, 2, "td");
+	table_row_cells(f, r3, 2, "td");
+	fputs("</table>\n<table>\n", f);
+	const char *lh[] = {"latency_ms", "n", "mean", "sd", "p50", "p95", "p99"};
+	table_row_cells(f, lh, 7, "th");
+	const struct shadow_stats_side *sides[2] = {&s->shadow, &s->primary};
+	const char *names[2] = {"shadow", "primary"};
+	for (int i = 0; i < 2; i++) {
+		const struct shadow_stats_side *d = sides[i];
+		char n[32];
+		snprintf(n, sizeof(n), "%llu", (unsigned long long)d->n);
+		const char *cells[] = {names[i],
+				       n,
+				       render_num(b[0], sizeof(b[0]), d->has, d->mean, 6),
+				       render_num(b[1], sizeof(b[1]), d->has_sd, d->sd, 6),
+				       render_num(b[2], sizeof(b[2]), d->has, d->p50, 5),
+				       render_num(b[3], sizeof(b[3]), d->has, d->p95, 5),
+				       render_num(b[4], sizeof(b[4]), d->has, d->p99, 5)};
+		table_row_cells(f, cells, 7, "td");
+	}
+	fputs("</table>\n<p>", f);
+	if (s->has_diff)
+		snprintf(
+		    line, sizeof(line),
+		    "Shadow - primary latency: mean %s ms, 95%% CI [%s, %s] (paired t, df %.0f).",
+		    render_num(b[0], sizeof(b[0]), true, s->diff_mean, 4),
+		    render_num(b[1], sizeof(b[1]), true, s->diff_ci_low, 4),
+		    render_num(b[2], sizeof(b[2]), true, s->diff_ci_high, 4), s->diff_df);
+	else
+		snprintf(line, sizeof(line), "Shadow - primary latency: mean %s ms (no interval).",
+			 render_num(b[0], sizeof(b[0]), s->pairs > 0, s->diff_mean, 4));
+	esc(f, line);
+	fputs("</p>\n<p>", f);
+	if (s->has_p)
+		snprintf(line, sizeof(line),
+			 "5xx on %llu pairs: shadow %s, primary %s; shadow only %llu, primary only "
+			 "%llu; McNemar %s p = %s.",
+			 (unsigned long long)s->status_pairs,
+			 render_num(b[0], sizeof(b[0]), true, s->shadow_5xx.rate, 4),
+			 render_num(b[1], sizeof(b[1]), true, s->primary_5xx.rate, 4),
+			 (unsigned long long)s->shadow_only, (unsigned long long)s->primary_only,
+			 strcmp(s->test, "mcnemar_exact") == 0
+			     ? "exact (binomial)"
+			     : "chi-square (continuity-corrected)",
+			 render_p(b[2], sizeof(b[2]), true, s->p_value));
+	else
+		snprintf(line, sizeof(line), "5xx: no pair of statuses.");
+	esc(f, line);
+	fputs("</p>\n", f);
+	if (s->nnotes) {
+		char notes[1024];
+		fputs("<p class=\"note\">", f);
+		esc(f, render_notes(notes, sizeof(notes), s->notes, s->nnotes));
+		fputs("</p>\n", f);
+	}
+}
+
 static void report_section(FILE *f, const struct analysis *a, const struct render_meta *m)
 {
 	char b1[64], b2[64];
@@ -612,6 +711,8 @@ static void report_section(FILE *f, const struct analysis *a, const struct rende
 	fputs("<h2>Metrics</h2>\n", f);
 	for (size_t j = 0; j < a->nmetrics; j++)
 		metric_section(f, a, &a->metrics[j]);
+	if (m->shadow_stats)
+		shadow_section(f, m->shadow_stats);
 	fputs("</section>\n", f);
 }
 

@@ -9,6 +9,7 @@
 #include "analysis.h"
 #include "render.h"
 #include "rtext.h"
+#include "shadow_stats.h"
 
 #define WIDTH 100
 
@@ -165,6 +166,129 @@ static void text_metric(FILE *f, const struct analysis *a, const struct analysis
 	}
 }
 
+/* "k/n" of a rate, its value and interval, into buf. */
+static const char *rate_ci(char *buf, size_t len, const struct shadow_stats_rate *r)
+{
+	char b1[32], b2[32], b3[32];
+	if (!r->has)
+		snprintf(buf, len, "- (0 compared)");
+	else
+		snprintf(buf, len, "%s (%llu/%llu), 95%% Wilson CI [%s, %s]",
+			 render_num(b1, sizeof(b1), true, r->rate, 4), (unsigned long long)r->k,
+			 (unsigned long long)r->n, render_num(b2, sizeof(b2), true, r->ci_low, 4),
+			 render_num(b3, sizeof(b3), true, r->ci_high, 4));
+	return buf;
+}
+
+/* The failure reasons as "timeout 8, connect 2" into buf. */
+static const char *reasons(char *buf, size_t len, const struct shadow_summary *s)
+{
+	size_t off = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; i < s->nerrors && off < len; i++) {
+		int w = snprintf(buf + off, len - off, "%s%s %llu", i ? ", " : "",
+				 s->errors[i].reason, (unsigned long long)s->errors[i].n);
+		if (w < 0)
+			break;
+		off += (size_t)w;
+	}
+	return buf;
+}
+
+static const char *basis_words(const struct shadow_summary *s)
+{
+	if (s->basis == NULL)
+		return "nothing compared";
+	if (strcmp(s->basis, "json_field") == 0)
+		return "same status and json field";
+	if (strcmp(s->basis, "body") == 0)
+		return "same status and body";
+	return "same status and json field, else body";
+}
+
+/* The 5xx comparison in one sentence into buf. */
+static const char *errors_line(char *buf, size_t len, const struct shadow_summary *s)
+{
+	char b1[32], b2[32], b3[32];
+	if (!s->has_p) {
+		snprintf(buf, len, "5xx: no pair of statuses");
+		return buf;
+	}
+	snprintf(buf, len,
+		 "5xx on %llu pairs: shadow %s, primary %s; only shadow %llu, only primary %llu; "
+		 "%s p %s",
+		 (unsigned long long)s->status_pairs,
+		 render_num(b1, sizeof(b1), true, s->shadow_5xx.rate, 4),
+		 render_num(b2, sizeof(b2), true, s->primary_5xx.rate, 4),
+		 (unsigned long long)s->shadow_only, (unsigned long long)s->primary_only,
+		 strcmp(s->test, "mcnemar_exact") == 0
+		     ? "exact McNemar"
+		     : "McNemar chi-square (continuity-corrected)",
+		 render_p(b3, sizeof(b3), true, s->p_value));
+	return buf;
+}
+
+/* The paired latency difference in one sentence into buf. */
+static const char *diff_line(char *buf, size_t len, const struct shadow_summary *s)
+{
+	char b1[32], b2[32], b3[32];
+	if (s->has_diff)
+		snprintf(
+		    buf, len,
+		    "shadow - primary latency: mean %s ms, 95%% CI [%s, %s] (paired t, df %.0f)",
+		    sgn(b1, sizeof(b1), true, s->diff_mean, 4),
+		    sgn(b2, sizeof(b2), true, s->diff_ci_low, 4),
+		    sgn(b3, sizeof(b3), true, s->diff_ci_high, 4), s->diff_df);
+	else
+		snprintf(buf, len, "shadow - primary latency: mean %s ms (fewer than 2 pairs)",
+			 sgn(b1, sizeof(b1), s->pairs > 0, s->diff_mean, 4));
+	return buf;
+}
+
+static void text_shadow(FILE *f, const struct shadow_summary *s)
+{
+	char line[1280], b1[64], b2[64], b3[64], b4[64], b5[64], b6[1024];
+	snprintf(line, sizeof(line),
+		 "shadow traffic: %llu mirrored, %llu compared, %llu failed%s%s%s",
+		 (unsigned long long)s->records, (unsigned long long)s->compared,
+		 (unsigned long long)s->failed, s->nerrors ? " (" : "",
+		 s->nerrors ? reasons(b6, sizeof(b6), s) : "", s->nerrors ? ")" : "");
+	fputc('\n', f);
+	wrap(f, "", line, 2);
+	if (s->not_comparable)
+		fprintf(f,
+			"  %llu answers could not be compared (primary incomplete or too large)\n",
+			(unsigned long long)s->not_comparable);
+	snprintf(line, sizeof(line), "agreement (%s): %s", basis_words(s),
+		 rate_ci(b6, sizeof(b6), &s->agreement));
+	wrap(f, "  ", line, 4);
+	snprintf(line, sizeof(line), "same status %s; same body %s",
+		 render_num(b1, sizeof(b1), s->same_status.has, s->same_status.rate, 4),
+		 render_num(b2, sizeof(b2), s->same_body.has, s->same_body.rate, 4));
+	if (s->field_n)
+		snprintf(line + strlen(line), sizeof(line) - strlen(line),
+			 "; json field missing in %llu of %llu",
+			 (unsigned long long)s->field_missing, (unsigned long long)s->field_n);
+	wrap(f, "  ", line, 4);
+	fprintf(f, "  %-20s %10s %12s %12s %11s %11s %11s\n", "latency_ms", "n", "mean", "sd",
+		"p50", "p95", "p99");
+	const struct shadow_stats_side *sides[2] = {&s->shadow, &s->primary};
+	const char *names[2] = {"shadow", "primary"};
+	for (int i = 0; i < 2; i++) {
+		const struct shadow_stats_side *d = sides[i];
+		fprintf(f, "  %-20s %10llu %12s %12s %11s %11s %11s\n", names[i],
+			(unsigned long long)d->n, render_num(b1, sizeof(b1), d->has, d->mean, 6),
+			render_num(b2, sizeof(b2), d->has_sd, d->sd, 6),
+			render_num(b3, sizeof(b3), d->has, d->p50, 5),
+			render_num(b4, sizeof(b4), d->has, d->p95, 5),
+			render_num(b5, sizeof(b5), d->has, d->p99, 5));
+	}
+	wrap(f, "  ", diff_line(line, sizeof(line), s), 4);
+	wrap(f, "  ", errors_line(line, sizeof(line), s), 4);
+	if (s->nnotes)
+		wrap(f, "  note:", render_notes(b6, sizeof(b6), s->notes, s->nnotes), 8);
+}
+
 static void text_report(FILE *f, const struct analysis *a, const struct render_meta *m)
 {
 	char b1[64], b2[64], nb[32];
@@ -230,6 +354,8 @@ static void text_report(FILE *f, const struct analysis *a, const struct render_m
 		wrap(f, "    note:", s->note, 10);
 	for (size_t j = 0; j < a->nmetrics; j++)
 		text_metric(f, a, &a->metrics[j]);
+	if (m->shadow_stats)
+		text_shadow(f, m->shadow_stats);
 }
 
 /* Markdown table cells must not hold '|' or newlines. */
@@ -242,6 +368,48 @@ static void md_cell(FILE *f, const char *s)
 			fputc(' ', f);
 		else
 			fputc(*s, f);
+	}
+}
+
+static void md_shadow(FILE *f, const struct shadow_summary *s)
+{
+	char line[512], b1[64], b2[64], b3[64], b4[64], b5[64], b6[1024];
+	fprintf(f, "\n### Shadow traffic\n\n%llu mirrored, %llu compared, %llu failed",
+		(unsigned long long)s->records, (unsigned long long)s->compared,
+		(unsigned long long)s->failed);
+	if (s->nerrors) {
+		fputs(" (", f);
+		md_cell(f, reasons(b6, sizeof(b6), s));
+		fputc(')', f);
+	}
+	if (s->not_comparable)
+		fprintf(f, ", %llu not comparable", (unsigned long long)s->not_comparable);
+	fputs(".\n\n", f);
+	fprintf(f, "- agreement (%s): %s\n", basis_words(s),
+		rate_ci(b6, sizeof(b6), &s->agreement));
+	fprintf(f, "- same status %s; same body %s\n",
+		render_num(b1, sizeof(b1), s->same_status.has, s->same_status.rate, 4),
+		render_num(b2, sizeof(b2), s->same_body.has, s->same_body.rate, 4));
+	fprintf(f, "- %s\n", diff_line(line, sizeof(line), s));
+	fprintf(f, "- %s\n", errors_line(line, sizeof(line), s));
+	fputs("\n| latency_ms | n | mean | sd | p50 | p95 | p99 |\n"
+	      "| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+	      f);
+	const struct shadow_stats_side *sides[2] = {&s->shadow, &s->primary};
+	const char *names[2] = {"shadow", "primary"};
+	for (int i = 0; i < 2; i++) {
+		const struct shadow_stats_side *d = sides[i];
+		fprintf(f, "| %s | %llu | %s | %s | %s | %s | %s |\n", names[i],
+			(unsigned long long)d->n, render_num(b1, sizeof(b1), d->has, d->mean, 6),
+			render_num(b2, sizeof(b2), d->has_sd, d->sd, 6),
+			render_num(b3, sizeof(b3), d->has, d->p50, 5),
+			render_num(b4, sizeof(b4), d->has, d->p95, 5),
+			render_num(b5, sizeof(b5), d->has, d->p99, 5));
+	}
+	if (s->nnotes) {
+		fputs("\n> ", f);
+		md_cell(f, render_notes(b6, sizeof(b6), s->notes, s->nnotes));
+		fputc('\n', f);
 	}
 }
 
@@ -349,9 +517,12 @@ static void md_report(FILE *f, const struct analysis *a, const struct render_met
 
 int rtext_write(FILE *f, const struct analysis *a, const struct render_meta *m, int markdown)
 {
-	if (markdown)
+	if (markdown) {
 		md_report(f, a, m);
-	else
+		if (m->shadow_stats)
+			md_shadow(f, m->shadow_stats);
+	} else {
 		text_report(f, a, m);
+	}
 	return ferror(f) ? -1 : 0;
 }
