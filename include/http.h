@@ -165,6 +165,7 @@ void http_chunked_reset(struct http_chunked *c);
  *   HTTP_AGAIN   all of buf belongs to the body and more is needed (*used = len)
  *   HTTP_ERROR   bad framing (c->error says why)
  *   HTTP_TOO_LARGE  a chunk-size or trailer section line over 4096 bytes
+ * On HTTP_ERROR and HTTP_TOO_LARGE *used is unspecified: the body cannot be forwarded anyway.
  */
 enum http_parse http_chunked_feed(struct http_chunked *c, const char *buf, size_t len, size_t *used);
 

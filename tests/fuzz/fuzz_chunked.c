@@ -40,18 +40,30 @@ struct feed {
 	const char *error;
 };
 
-/* Feeds buf[0..len) as one piece (copied to a buffer of exactly len bytes); returns *used. */
+/*
+ * Feeds buf[0..len) as one piece, copied to a buffer of exactly len bytes (one-byte pieces,
+ * the most frequent, share a buffer allocated once). Returns the result; *used as fed back.
+ */
 static enum http_parse feed_piece(struct http_chunked *c, const uint8_t *buf, size_t len,
 				  size_t *used)
 {
-	char *copy = malloc(len != 0 ? len : 1);
+	static char *one;
+	char *copy;
 	enum http_parse r;
 
+	if (len == 1) {
+		if (one == NULL)
+			one = malloc(1);
+		copy = one;
+	} else {
+		copy = malloc(len != 0 ? len : 1);
+	}
 	CHECK(copy != NULL);
 	memcpy(copy, buf, len);
 	*used = (size_t)-1;
 	r = http_chunked_feed(c, copy, len, used);
-	free(copy);
+	if (copy != one)
+		free(copy);
 	CHECK(r == HTTP_OK || r == HTTP_AGAIN || r == HTTP_ERROR || r == HTTP_TOO_LARGE);
 	CHECK(*used <= len);
 	if (r == HTTP_AGAIN)

@@ -42,17 +42,35 @@ static const char *skip_number(const char *p)
 	return p;
 }
 
-static void check_error(const char *err, size_t errlen)
+/*
+ * Checks the message of a failed load of text[0..len): its prefix, and that LINE:COL points
+ * into the document (at most one past its last line break; a column at most one past the
+ * longest line). Line breaks are counted generously (CR, LF and the last byte of NEL, LS, PS),
+ * so the bound holds however the document ends its lines.
+ */
+static void check_error(const char *err, size_t errlen, const uint8_t *text, size_t len)
 {
 	const char *p;
+	unsigned long line, col, breaks = 0;
 
 	CHECK(memchr(err, '\0', errlen) != NULL);
 	CHECK(strncmp(err, NAME ":", sizeof(NAME)) == 0);
 	p = err + sizeof(NAME);
 	if (*p != ' ') {
-		CHECK((p = skip_number(p)) != NULL && *p++ == ':');
-		CHECK((p = skip_number(p)) != NULL && *p++ == ':');
+		CHECK(skip_number(p) != NULL);
+		line = strtoul(p, NULL, 10);
+		p = skip_number(p);
+		CHECK(*p++ == ':');
+		CHECK(skip_number(p) != NULL);
+		col = strtoul(p, NULL, 10);
+		p = skip_number(p);
+		CHECK(*p++ == ':');
 		CHECK(*p == ' ');
+		for (size_t i = 0; i < len; i++)
+			breaks += text[i] == '\n' || text[i] == '\r' || text[i] == 0x85 ||
+				  text[i] == 0xa8 || text[i] == 0xa9;
+		CHECK(line <= breaks + 2);
+		CHECK(col <= len + 2);
 	}
 	CHECK(p[1] != '\0' && p[1] != ' ');
 }
@@ -117,7 +135,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		conf_free(c);
 	} else {
 		CHECK(c == NULL);
-		check_error(err, sizeof(err));
+		check_error(err, sizeof(err), data, size);
 	}
 	return 0;
 }

@@ -7,9 +7,11 @@
  * it is caught. A record must hold together: every string inside the line or the scratch
  * buffer, required fields present for its type, numbers finite and in range. The same line
  * with a CR appended (a log written with CRLF) must give the same answer and the same record.
- * The line is also read as a timestamp on its own.
+ * The line is also read as a timestamp on its own, which must be accepted exactly when it is
+ * well-formed (see timestamp_ok).
  */
 #include <math.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -139,6 +141,55 @@ static void check_same(const struct parsed *a, const struct parsed *b)
 	}
 }
 
+static bool digits(const uint8_t *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
+}
+
+static int num(const uint8_t *s, size_t n)
+{
+	int v = 0;
+
+	for (size_t i = 0; i < n; i++)
+		v = v * 10 + (s[i] - '0');
+	return v;
+}
+
+/*
+ * Whether s[0..len) is a timestamp as include/logrec.h describes it, written independently of
+ * the parser: "YYYY-MM-DDTHH:MM:SS" ('T', 't' or a space between date and time), an optional
+ * fraction ".D+", then "Z", "z", "+HH:MM", "-HH:MM" or nothing; fields in range (month 1-12,
+ * day 1-31, hour 0-23, minute 0-59, second 0-60, offset up to 23:59).
+ */
+static bool timestamp_ok(const uint8_t *s, size_t len)
+{
+	size_t i = 19;
+
+	if (len < 19 || !digits(s, 4) || s[4] != '-' || !digits(s + 5, 2) || s[7] != '-' ||
+	    !digits(s + 8, 2) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+	    !digits(s + 11, 2) || s[13] != ':' || !digits(s + 14, 2) || s[16] != ':' ||
+	    !digits(s + 17, 2))
+		return false;
+	if (num(s + 5, 2) < 1 || num(s + 5, 2) > 12 || num(s + 8, 2) < 1 || num(s + 8, 2) > 31 ||
+	    num(s + 11, 2) > 23 || num(s + 14, 2) > 59 || num(s + 17, 2) > 60)
+		return false;
+	if (i < len && s[i] == '.') {
+		if (++i == len || !digits(s + i, 1))
+			return false;
+		while (i < len && digits(s + i, 1))
+			i++;
+	}
+	if (i < len && (s[i] == 'Z' || s[i] == 'z'))
+		return i + 1 == len;
+	if (i < len && (s[i] == '+' || s[i] == '-'))
+		return len - i == 6 && digits(s + i + 1, 2) && s[i + 3] == ':' &&
+		       digits(s + i + 4, 2) && num(s + i + 1, 2) <= 23 && num(s + i + 4, 2) <= 59;
+	return i == len;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct parsed plain, crlf;
@@ -154,8 +205,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ts = malloc(size != 0 ? size : 1);
 	CHECK(ts != NULL);
 	memcpy(ts, data, size);
-	if (logrec_parse_ts(ts, size, &t) == 0)
+	/* Accepted exactly when well-formed. */
+	if (logrec_parse_ts(ts, size, &t) == 0) {
 		CHECK(isfinite(t));
+		CHECK(timestamp_ok(data, size));
+	} else {
+		CHECK(!timestamp_ok(data, size));
+	}
 	free(ts);
 	return 0;
 }

@@ -117,6 +117,56 @@ static uint32_t effective_max_headers(const struct http_limits *lim, uint32_t ma
 }
 
 /*
+ * Re-derives the framing of a complete head from its fields, independently of the parser:
+ * every Content-Length element is a decimal number equal to msg->content_length; a request
+ * with Transfer-Encoding is chunked, and one without is framed by Content-Length alone.
+ */
+static void check_framing(const struct http_msg *m, const uint8_t *data, bool response)
+{
+	bool te = false, cl = false;
+
+	for (uint32_t i = 0; i < m->nhdr; i++) {
+		const struct http_header *h = &m->hdr[i];
+		const uint8_t *v = data + h->value.off, *end = v + h->value.len;
+
+		if (http_span_ieq((const char *)data, h->name, "Transfer-Encoding", 17))
+			te = true;
+		if (!http_span_ieq((const char *)data, h->name, "Content-Length", 14))
+			continue;
+		cl = true;
+		while (v <= end) {
+			const uint8_t *comma = memchr(v, ',', (size_t)(end - v));
+			const uint8_t *e = comma != NULL ? comma : end;
+			uint64_t n = 0;
+
+			while (v < e && (*v == ' ' || *v == '\t'))
+				v++;
+			while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
+				e--;
+			CHECK(v < e);
+			for (; v < e; v++) {
+				CHECK(*v >= '0' && *v <= '9');
+				CHECK(n <= (UINT64_MAX - (uint64_t)(*v - '0')) / 10);
+				n = n * 10 + (uint64_t)(*v - '0');
+			}
+			CHECK(n == m->content_length);
+			if (comma == NULL)
+				break;
+			v = comma + 1;
+		}
+	}
+	CHECK(!(te && cl));
+	if (response)
+		return;
+	if (te)
+		CHECK(m->body == HTTP_BODY_CHUNKED);
+	else if (cl)
+		CHECK(m->body == (m->content_length != 0 ? HTTP_BODY_LENGTH : HTTP_BODY_NONE));
+	else
+		CHECK(m->body == HTTP_BODY_NONE);
+}
+
+/*
  * Checks what a run reports against the contract of include/http.h for data[0..n):
  * statuses that go with each result, a complete head that ends in an empty line within the
  * limits, spans inside the head, framing that fits the message kind.
@@ -168,6 +218,9 @@ static void check_run(const struct run *run, const uint8_t *data, size_t n,
 		}
 	}
 	CHECK(m->host_idx >= -1 && m->host_idx < (int)m->nhdr);
+	if (!response)
+		CHECK(m->host_idx == http_find_header(m, (const char *)data, "HOST", 4));
+	check_framing(m, data, response);
 	if (m->body == HTTP_BODY_LENGTH)
 		CHECK(m->content_length > 0);
 	if (m->body == HTTP_BODY_EOF)
