@@ -385,10 +385,7 @@ static void record_request(struct session *s, uint64_t now)
 		record_access(s, latency_ms);
 	live_request(w->live, s->exp, s->variant, s->status, latency_ms, (double)s->t_start / 1e6,
 		     s->unit_hash, s->forced || s->unit_hash == 0);
-	if (s->exp == NULL)
-		return;
-	live_rid_put(s->rid, s->rid_len, s->variant->id);
-	if (w->olb == NULL)
+	if (s->exp == NULL || w->olb == NULL)
 		return;
 	char *dst = outlog_reserve(w->olb, RECORD_MAX);
 	if (dst == NULL)
@@ -899,6 +896,8 @@ static void start_request(struct session *s)
 	if (e != NULL) {
 		assign_variant(s, e, m, buf);
 		s->backend = s->variant->backend;
+		/* known before the answer leaves, so an outcome posted right after it finds it */
+		live_rid_put(s->rid, s->rid_len, s->variant->id);
 	} else {
 		s->unit_len = 0;
 		s->backend = c->default_backend;
