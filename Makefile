@@ -19,7 +19,7 @@ MAIN_OBJ := $(B)/obj/proxy/main.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
-.PHONY: all run test unit integration asan fuzz bench install clean deps help
+.PHONY: all run test unit integration asan fuzz bench bench-report install clean deps help
 all: $(B)/abgate
 
 help:
@@ -73,6 +73,10 @@ asan:
 bench: $(B)/abgate
 	@bash scripts/deps.sh bench
 	@/usr/bin/python3 scripts/bench $(BENCH_ARGS)
+
+bench-report: $(B)/abgate
+	@bash scripts/deps.sh bench
+	@/usr/bin/python3 scripts/bench-report $(BENCH_ARGS)
 
 install: $(B)/abgate
 	install -d $(DESTDIR)$(PREFIX)/bin
