@@ -151,6 +151,7 @@ struct http_chunked {
 	uint8_t state;
 	uint8_t digits;
 	uint64_t remaining; /* data bytes left in the current chunk */
+	uint64_t data_bytes; /* chunk data seen so far: the decoded body's size */
 	uint32_t trailer_bytes;
 	uint32_t line_bytes;
 	const char *error;  /* static string on HTTP_ERROR */

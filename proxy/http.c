@@ -950,6 +950,7 @@ enum http_parse http_chunked_feed(struct http_chunked *c, const char *buf, size_
 				n = (size_t)c->remaining;
 			p += n;
 			c->remaining -= n;
+			c->data_bytes += n;
 			if (c->remaining == 0)
 				c->state = CH_DATA_CR;
 			continue;

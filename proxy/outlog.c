@@ -200,10 +200,33 @@ static void writer_fsync(struct outlog *ol, struct timespec *last)
 	mono_now(last);
 }
 
+/*
+ * Opens the log for appending. A file whose last line is torn (the process before us was
+ * killed in the middle of a write) first gets a line end, so that our first record starts a
+ * line of its own: the torn line stays one malformed line that readers skip.
+ */
+static int open_log(const char *path)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	char last;
+
+	if (fd < 0)
+		return -1;
+	off_t size = lseek(fd, 0, SEEK_END);
+	if (size > 0 && pread(fd, &last, 1, size - 1) == 1 && last != '\n' &&
+	    write(fd, "\n", 1) != 1) {
+		int saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fd;
+}
+
 /* Switches to a fresh descriptor for ol->path; keeps the old one when the open fails. */
 static void writer_reopen(struct outlog *ol)
 {
-	int fd = open(ol->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	int fd = open_log(ol->path);
 
 	if (fd < 0) {
 		log_warn("outcome log %s: reopen", ol->path);
@@ -381,7 +404,7 @@ struct outlog *outlog_open(const char *path, uint32_t fsync_ms, size_t max_pendi
 		err = ENOMEM;
 		goto fail;
 	}
-	if ((ol->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640)) < 0) {
+	if ((ol->fd = open_log(path)) < 0) {
 		err = errno;
 		goto fail;
 	}

@@ -225,11 +225,15 @@ static const struct conf *sconf(const struct session *s)
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg);
 
-/*
- * Checks the session's deadlines. Returns true when one has passed (and was acted upon);
- * otherwise stores the earliest coming deadline in *next (0: none).
- */
-static bool check_timeouts(struct session *s, uint64_t now, uint64_t *next)
+enum timeout_result {
+	TO_NONE,  /* no deadline passed; *next says when the next one comes */
+	TO_RUN,   /* one passed and changed the session's state: run its loop */
+	TO_FREED, /* one passed and the session is gone */
+};
+
+/* Checks the session's deadlines; when none has passed, stores the earliest coming one in
+ * *next (0: none). */
+static enum timeout_result check_timeouts(struct session *s, uint64_t now, uint64_t *next)
 {
 	const struct conf_limits *lim = &s->w->cur->conf->limits;
 	uint64_t d = UINT64_MAX;
@@ -243,13 +247,13 @@ static bool check_timeouts(struct session *s, uint64_t now, uint64_t *next)
 			d = DEADLINE(s->t_client, lim->idle_timeout_ms);
 			if (now >= d) {
 				session_free(s);
-				return true;
+				return TO_FREED;
 			}
 		} else {
 			d = DEADLINE(s->t_head, lim->client_header_timeout_ms);
 			if (now >= d) {
 				local_response(s, 408, "request head not received in time", true);
-				return true;
+				return TO_RUN;
 			}
 		}
 		break;
@@ -259,21 +263,21 @@ static bool check_timeouts(struct session *s, uint64_t now, uint64_t *next)
 			if (now >= d) {
 				s->upstream_err = ETIMEDOUT;
 				s->upstream_eof = true;
-				return false; /* session_run handles the failure */
+				return TO_RUN; /* the loop answers 504 */
 			}
 		} else if (s->u != NULL && !s->resp_done) {
 			d = DEADLINE(s->t_upstream, lim->upstream_timeout_ms);
 			if (now >= d) {
 				s->upstream_err = ETIMEDOUT;
 				s->upstream_eof = true;
-				return false;
+				return TO_RUN;
 			}
 		}
 		if (buf_len(&s->out) > 0 || s->resp_framed > 0 || !s->req_done) {
 			uint64_t dc = DEADLINE(s->t_client, lim->client_timeout_ms);
 			if (now >= dc) {
 				session_free(s);
-				return true;
+				return TO_FREED;
 			}
 			if (dc < d)
 				d = dc;
@@ -283,13 +287,13 @@ static bool check_timeouts(struct session *s, uint64_t now, uint64_t *next)
 		d = DEADLINE(s->t_client, lim->client_timeout_ms);
 		if (now >= d) {
 			session_free(s);
-			return true;
+			return TO_FREED;
 		}
 		break;
 	}
 #undef DEADLINE
 	*next = d == UINT64_MAX ? 0 : d;
-	return false;
+	return TO_NONE;
 }
 
 static void arm_timer(struct session *s, uint64_t now, uint64_t at)
@@ -311,8 +315,8 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 
 	clock_tick(s->w);
 	s->timer_at = 0;
-	if (check_timeouts(s, now_us(s->w), &next))
-		return; /* may have freed s */
+	if (check_timeouts(s, now_us(s->w), &next) == TO_FREED)
+		return;
 	session_run(s);
 }
 
@@ -1026,7 +1030,8 @@ static bool frame_request(struct session *s)
 	s->req_framed += take;
 	s->req_total += take;
 	s->bytes_in += take;
-	if (s->req_body == HTTP_BODY_CHUNKED && s->req_total > sconf(s)->limits.max_body_bytes) {
+	if (s->req_body == HTTP_BODY_CHUNKED &&
+	    s->req_chunk.data_bytes > sconf(s)->limits.max_body_bytes) {
 		if (!s->resp_head_done) {
 			local_response(s, 413, "request body larger than limits.max_body_bytes", true);
 		} else {
@@ -1507,14 +1512,15 @@ static void session_run(struct session *s)
 		return;
 	}
 	uint64_t now = now_us(s->w), next = 0;
-	if (check_timeouts(s, now, &next))
+	switch (check_timeouts(s, now, &next)) {
+	case TO_FREED:
 		return;
-	if (s->upstream_eof && s->state == ST_PROXY) {
-		/* a deadline passed inside check_timeouts: let the loop act on it */
-		session_run(s);
+	case TO_RUN:
+		session_run(s); /* a deadline passed: the loop acts on it */
 		return;
+	case TO_NONE:
+		arm_timer(s, now, next);
 	}
-	arm_timer(s, now, next);
 }
 
 static void client_cb(evutil_socket_t fd, short what, void *arg)
