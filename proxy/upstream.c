@@ -29,6 +29,7 @@ struct server {
 	atomic_uint failures;  /* consecutive failed exchanges or checks */
 	atomic_uint successes; /* consecutive good checks (active checks only) */
 	atomic_bool down;
+	atomic_bool probing;   /* a probe request was let through and has not failed yet */
 	atomic_uint_fast64_t retry_at_ms; /* while down: when the next probe may go */
 	uint32_t backoff_ms;   /* under health_lock */
 };
@@ -322,6 +323,7 @@ static void mark_down(struct server *s, const char *why)
 
 static void mark_up(struct server *s, const char *why)
 {
+	atomic_store(&s->probing, false);
 	if (atomic_load(&s->down)) {
 		atomic_store(&s->down, false);
 		s->backoff_ms = 0;
@@ -335,7 +337,10 @@ void upstream_note_error(int server, enum upstream_err why, uint32_t fall)
 
 	atomic_fetch_add_explicit(&s->errors[why], 1, memory_order_relaxed);
 	unsigned f = atomic_fetch_add_explicit(&s->failures, 1, memory_order_relaxed) + 1;
-	if (f >= (fall ? fall : 1) || atomic_load_explicit(&s->down, memory_order_relaxed)) {
+	bool down = atomic_load_explicit(&s->down, memory_order_relaxed);
+	/* once down, only a failed probe lengthens the back-off: requests that were already in
+	 * flight when the server went down say nothing new */
+	if (down ? atomic_exchange(&s->probing, false) : f >= (fall ? fall : 1)) {
 		char reason[64];
 		snprintf(reason, sizeof(reason), "%u failed exchanges, last: %s", f,
 			 upstream_err_name(why));
@@ -388,7 +393,10 @@ bool upstream_server_usable(int server)
 	if (now < at)
 		return false;
 	/* the first caller past the back-off probes; the others keep waiting */
-	return atomic_compare_exchange_strong(&s->retry_at_ms, &at, now + BACKOFF_MIN_MS);
+	if (!atomic_compare_exchange_strong(&s->retry_at_ms, &at, now + BACKOFF_MIN_MS))
+		return false;
+	atomic_store(&s->probing, true);
+	return true;
 }
 
 uint64_t upstream_server_retry_ms(int server)
