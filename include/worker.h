@@ -59,9 +59,6 @@ struct buf_pool {
 enum { OWNER_SESSION = 1, OWNER_SHADOW = 2 };
 
 struct worker_stats {
-	_Atomic uint64_t accepted;
-	_Atomic uint64_t requests;
-	_Atomic uint64_t responses_local; /* answered by the proxy itself (errors) */
 	_Atomic uint64_t log_dropped;     /* request records that could not be formatted */
 	_Atomic uint32_t sessions;        /* client connections open */
 	_Atomic uint32_t active;          /* of which with a request in flight */

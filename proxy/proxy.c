@@ -384,7 +384,6 @@ static void record_request(struct session *s, uint64_t now)
 
 	double latency_ms = (double)(now - s->t_start) / 1000.0;
 
-	STAT_ADD(w->stats.requests, 1);
 	if (w->alb != NULL)
 		record_access(s, latency_ms);
 	live_request(w->live, s->exp, s->variant, s->status, latency_ms, (double)s->t_start / 1e6,
@@ -476,7 +475,6 @@ static void local_response(struct session *s, int status, const char *reason, bo
 
 	if (blen >= sizeof(body))
 		blen = sizeof(body) - 1;
-	STAT_ADD(s->w->stats.responses_local, 1);
 	if (s->u != NULL) {
 		upstream_release(s->u, false);
 		s->u = NULL;
@@ -486,13 +484,14 @@ static void local_response(struct session *s, int status, const char *reason, bo
 	s->status = status;
 	if (s->shadow != NULL)
 		shadow_primary_head(s->shadow, status, false);
-	if (!buf_ensure(s, &s->out)) {
-		session_free(s);
+	/* a pending 100 Continue may still be in out: the response goes after it, never over
+	 * it (out holds at most that interim line here, far below the buffer's size). When it
+	 * cannot be written, the connection just closes; the session loop frees it, since the
+	 * callers up the stack still use the session. */
+	if (!buf_ensure(s, &s->out) || s->w->bufs.size - s->out.end < 1024 + blen) {
+		s->close_after = true;
+		s->state = ST_LOCAL;
 		return;
-	}
-	/* a pending 100 Continue may still be in out; the response goes after it */
-	if (s->w->bufs.size - s->out.end < 1024 + blen) {
-		s->out.start = s->out.end = 0;
 	}
 	char *o = s->out.p + s->out.end;
 	o = PUTS(o, "HTTP/1.1 ");
@@ -1109,11 +1108,11 @@ static bool frame_response(struct session *s)
 static void upstream_failed(struct session *s)
 {
 	int err = s->upstream_err;
-	const char *name = upstream_server_name(s->server, NULL);
 	bool timeout = err == ETIMEDOUT;
 
 	if (s->u == NULL)
 		return;
+	const char *name = upstream_server_name(s->server, NULL);
 	/* a kept-alive connection the server closed while idle is not a failure of the server */
 	bool stale = s->u_reused && !s->got_any && !timeout;
 	if (!stale)
@@ -1626,7 +1625,6 @@ void proxy_accept(struct worker *w, const struct worker_listener *l)
 			w->sessions->prev = s;
 		w->sessions = s;
 		STAT_ADD(w->stats.sessions, 1);
-		STAT_ADD(w->stats.accepted, 1);
 		if (s->c.ev == NULL || s->timer == NULL || event_add(s->c.ev, NULL) < 0) {
 			session_free(s);
 			continue;
