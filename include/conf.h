@@ -70,6 +70,7 @@ enum conf_goal { CONF_GOAL_INCREASE, CONF_GOAL_DECREASE };
 
 struct conf_variant {
 	char *name;
+	size_t name_len;
 	struct conf_backend *backend; /* (ref) */
 	uint32_t weight_bp;           /* basis points, 0..10000 */
 	uint32_t lo, hi;              /* bucket range [lo, hi) */
@@ -117,15 +118,18 @@ struct conf_rollout {
 
 struct conf_experiment {
 	char *name;
+	size_t name_len;
 	char *match_path_prefix; /* NULL: any path */
 	char *match_host;        /* NULL: any host; compared case-insensitively, port ignored */
 	char *match_method;      /* NULL: any method */
 	enum conf_unit unit;
 	char *unit_name;         /* header, cookie or query-parameter name */
+	size_t unit_name_len;
 	enum conf_fallback fallback;
 	char *fallback_cookie;   /* cookie set by fallback: cookie (default: unit_name for cookie
 				    units, else "abgate_uid") */
 	char *salt;              /* default: the name */
+	size_t salt_len;
 	bool allow_force;        /* honour X-Abgate-Force-Variant */
 	struct conf_variant *variants; /* the first is the control */
 	size_t nvariants;

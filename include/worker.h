@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "http.h"
 
@@ -96,7 +97,7 @@ struct worker {
 	struct http_header hdr[WORKER_MAX_HEADERS];
 
 	uint64_t rng;         /* xorshift state (random units, request ids), never 0 */
-	uint64_t now_us;      /* the loop's time at the event being handled */
+	uint64_t now_us;      /* wall time (us) at the event being handled: worker_clock_us() */
 	struct session *sessions; /* all live sessions (for drain and shutdown) */
 	struct shadow *shadows;   /* shadow exchanges in flight */
 	uint32_t nshadows;
@@ -138,5 +139,19 @@ uint64_t worker_rand(struct worker *w);
 /* Buffers from the worker's pool (size w->bufs.size); NULL when memory is exhausted. */
 char *worker_buf_get(struct worker *w);
 void worker_buf_put(struct worker *w, char *b);
+
+/*
+ * Wall-clock time in microseconds, read once per event. The loop's own cached time is not
+ * used: it is either coarse (a few ms, too coarse for request latencies) or, in libevent's
+ * precise mode, costs a timerfd_settime() on every pass of the loop. clock_gettime() is served
+ * by the vDSO without entering the kernel.
+ */
+static inline uint64_t worker_clock_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
 
 #endif

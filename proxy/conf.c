@@ -1511,6 +1511,12 @@ static int compile_experiment(struct ctx *c, const struct node *m, const struct 
 	if ((n = map_get(m, "rollout")) != NULL &&
 	    compile_rollout(c, map_keynode(m, "rollout"), n, e) < 0)
 		return -1;
+	/* the request path uses these lengths on every request */
+	e->name_len = strlen(e->name);
+	e->unit_name_len = strlen(e->unit_name);
+	e->salt_len = strlen(e->salt);
+	for (size_t i = 0; i < e->nvariants; i++)
+		e->variants[i].name_len = strlen(e->variants[i].name);
 	return 0;
 }
 

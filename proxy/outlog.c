@@ -961,6 +961,32 @@ static inline bool word_needs_care(uint64_t w)
 		high) != 0;
 }
 
+/* Whether none of S[0..len) needs care: whole words at once, the last one overlapping. */
+static bool plain_json(const unsigned char *s, size_t len)
+{
+	uint64_t w;
+	uint32_t head, tail;
+
+	if (len >= 8) {
+		for (size_t i = 0; i + 8 < len; i += 8) {
+			memcpy(&w, s + i, 8);
+			if (word_needs_care(w))
+				return false;
+		}
+		memcpy(&w, s + len - 8, 8);
+		return !word_needs_care(w);
+	}
+	if (len >= 4) {
+		memcpy(&head, s, 4);
+		memcpy(&tail, s + len - 4, 4);
+		return !word_needs_care(head | (uint64_t)tail << 32);
+	}
+	for (size_t i = 0; i < len; i++)
+		if (json_class[s[i]] != 0)
+			return false;
+	return true;
+}
+
 static void put_str(struct out *o, const char *str, size_t len)
 {
 	const unsigned char *s = (const unsigned char *)str;
@@ -968,6 +994,18 @@ static void put_str(struct out *o, const char *str, size_t len)
 
 	if (str == NULL) {
 		put_lit(o, "null");
+		return;
+	}
+	if (plain_json(s, len)) {
+		if ((size_t)(o->end - o->p) < len + 2) {
+			o->full = true;
+			o->end = o->p;
+			return;
+		}
+		*o->p++ = '"';
+		memcpy(o->p, s, len);
+		o->p += len;
+		*o->p++ = '"';
 		return;
 	}
 	put_ch(o, '"');

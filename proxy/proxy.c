@@ -137,13 +137,10 @@ static void local_response(struct session *s, int status, const char *reason, bo
 
 /* ---- time and buffers ------------------------------------------------------------------ */
 
-/* The loop's time, read once per event (libevent caches it per loop pass anyway). */
+/* The time, read once per event. */
 static void clock_tick(struct worker *w)
 {
-	struct timeval tv;
-
-	event_base_gettimeofday_cached(w->base, &tv);
-	w->now_us = (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+	w->now_us = worker_clock_us();
 }
 
 static inline uint64_t now_us(const struct worker *w)
@@ -362,10 +359,10 @@ static void record_access(struct session *s, double latency_ms)
 	o = PUTS(o, ",\"bytes_out\":");
 	o = put_u64(o, s->bytes_out);
 	o = PUTS(o, ",\"exp\":");
-	o = put_json(o, end, s->exp ? s->exp->name : NULL, s->exp ? strlen(s->exp->name) : 0);
+	o = put_json(o, end, s->exp ? s->exp->name : NULL, s->exp ? s->exp->name_len : 0);
 	o = PUTS(o, ",\"variant\":");
 	o = put_json(o, end, s->variant ? s->variant->name : NULL,
-		     s->variant ? strlen(s->variant->name) : 0);
+		     s->variant ? s->variant->name_len : 0);
 	o = PUTS(o, ",\"rid\":");
 	o = put_json(o, end, s->rid, s->rid_len);
 	o = PUTS(o, ",\"upstream\":");
@@ -398,9 +395,9 @@ static void record_request(struct session *s, uint64_t now)
 	r.ts.tv_sec = (time_t)(s->t_start / 1000000u);
 	r.ts.tv_usec = (suseconds_t)(s->t_start % 1000000u);
 	r.exp = s->exp->name;
-	r.exp_len = strlen(s->exp->name);
+	r.exp_len = s->exp->name_len;
 	r.variant = s->variant->name;
-	r.variant_len = strlen(s->variant->name);
+	r.variant_len = s->variant->name_len;
 	r.unit = s->unit_len ? s->unit : NULL;
 	r.unit_len = s->unit_len;
 	r.rid = s->rid;
@@ -457,9 +454,9 @@ static char *put_abgate_headers(struct session *s, char *o)
 {
 	if (s->exp != NULL) {
 		o = PUTS(o, "X-Abgate-Experiment: ");
-		o = put(o, s->exp->name, strlen(s->exp->name));
+		o = put(o, s->exp->name, s->exp->name_len);
 		o = PUTS(o, "\r\nX-Abgate-Variant: ");
-		o = put(o, s->variant->name, strlen(s->variant->name));
+		o = put(o, s->variant->name, s->variant->name_len);
 		o = PUTS(o, "\r\n");
 	}
 	return o;
@@ -681,7 +678,7 @@ static void assign_variant(struct session *s, const struct conf_experiment *e,
 		if (i >= 0) {
 			struct http_span v = m->hdr[i].value;
 			for (size_t k = 0; k < e->nvariants; k++) {
-				if (strlen(e->variants[k].name) == v.len &&
+				if (e->variants[k].name_len == v.len &&
 				    memcmp(e->variants[k].name, buf + v.off, v.len) == 0) {
 					s->variant = &e->variants[k];
 					s->forced = true;
@@ -719,7 +716,7 @@ static void assign_variant(struct session *s, const struct conf_experiment *e,
 		}
 	}
 	set_unit(s, unit, ulen);
-	s->unit_hash = router_unit_hash(e->salt, strlen(e->salt), unit, ulen);
+	s->unit_hash = router_unit_hash(e->salt, e->salt_len, unit, ulen);
 	if (s->forced)
 		return;
 	uint32_t bucket = (uint32_t)(s->unit_hash % CONF_BUCKETS);

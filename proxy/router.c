@@ -188,7 +188,7 @@ static bool query_param(const char *q, size_t qlen, const char *name, size_t nam
 bool router_unit(const struct conf_experiment *e, const struct http_msg *m, const char *buf,
 		 char *scratch, size_t scratch_cap, const char **unit, size_t *len)
 {
-	size_t nl = strlen(e->unit_name);
+	size_t nl = e->unit_name_len;
 
 	switch (e->unit) {
 	case CONF_UNIT_HEADER: {

@@ -78,10 +78,8 @@ static void finish(struct shadow *sh);
 
 static uint64_t now_us(struct worker *w)
 {
-	struct timeval tv;
-
-	event_base_gettimeofday_cached(w->base, &tv);
-	return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+	(void)w;
+	return worker_clock_us();
 }
 
 /* Appends n bytes, growing up to max; past it the copy is marked truncated. */
@@ -430,8 +428,8 @@ static void finish(struct shadow *sh)
 	if (dst == NULL)
 		goto out;
 	char *o = dst, *end = dst + RECORD_MAX + 6 * sizeof(sh->rid);
-	struct timeval tv;
-	event_base_gettimeofday_cached(w->base, &tv);
+	uint64_t t = worker_clock_us();
+	struct timeval tv = {.tv_sec = (time_t)(t / 1000000u), .tv_usec = (suseconds_t)(t % 1000000u)};
 	o = put(o, "{\"v\":1,\"type\":\"shadow\",\"ts\":\"");
 	o += outlog_format_ts(o, (size_t)(end - o), &tv);
 	o = put(o, "\",\"exp\":");

@@ -212,9 +212,10 @@ struct worker *worker_new(int id, struct conf *conf, struct outlog *ol, struct o
 	w->wake_fd = -1;
 	struct event_config *cfg = event_config_new();
 	if (cfg != NULL) {
-		/* one thread per base: no locking inside libevent; a precise clock (the coarse one
-		 * ticks every few ms, too coarse for request latencies) */
-		event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK | EVENT_BASE_FLAG_PRECISE_TIMER);
+		/* one thread per base: no locking inside libevent. Not the precise timer: it
+		 * re-arms a timerfd on every pass of the loop; timeouts need only milliseconds,
+		 * and request latencies are timed with worker_clock_us(). */
+		event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
 		w->base = event_base_new_with_config(cfg);
 		event_config_free(cfg);
 	}

@@ -1154,6 +1154,148 @@ static void test_long_head_dripped(void)
 	CHECK_INT(m.query.len, 3);
 }
 
+/* RFC 9110 tchar, written out independently of the parser's table. */
+static bool ref_tchar(unsigned c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+	       (c != 0 && strchr("!#$%&'*+-.^_`|~", (int)c) != NULL);
+}
+
+/*
+ * The scans that vet many bytes at a time (field values and names), against byte-by-byte
+ * rules: every byte value at every position of a value and a name long enough for the wide
+ * paths, including the positions where a 16-byte block ends.
+ */
+static void test_wide_scans(void)
+{
+	struct http_header hdr[MAX_HDR];
+	struct http_msg m;
+	char raw[160];
+	int wrong = 0;
+
+	for (unsigned c = 0; c < 256; c++) {
+		for (int pos = 1; pos < 39; pos++) {
+			/* value: 40 bytes of 'v' with c at pos (never at either end: OWS is trimmed) */
+			char val[41];
+			memset(val, 'v', 40);
+			val[40] = '\0';
+			val[pos] = (char)c;
+			int n = snprintf(raw, sizeof(raw), "GET / HTTP/1.1\r\nHost: h\r\nX-V: ");
+			memcpy(raw + n, val, 40);
+			n += 40;
+			n += snprintf(raw + n, sizeof(raw) - (size_t)n, "\r\nAccept: */*\r\n\r\n");
+			msg_init(&m, hdr, MAX_HDR);
+			enum http_parse r = parse_prefix(&m, raw, (size_t)n, false, HTTP_M_OTHER, NULL);
+			bool ok = c == '\t' || (c >= 0x20 && c != 0x7f);
+			if (ok != (r == HTTP_OK) ||
+			    (ok && (m.nhdr != 3 || m.hdr[1].value.len != 40)))
+				wrong++;
+
+			/* name: 40 token bytes with c at pos */
+			char name[41];
+			memset(name, 'n', 40);
+			name[40] = '\0';
+			name[pos] = (char)c;
+			n = snprintf(raw, sizeof(raw), "HTTP/1.1 200 OK\r\n");
+			memcpy(raw + n, name, 40);
+			n += 40;
+			n += snprintf(raw + n, sizeof(raw) - (size_t)n, ": x\r\nContent-Length: 0\r\n\r\n");
+			msg_init(&m, hdr, MAX_HDR);
+			r = parse_prefix(&m, raw, (size_t)n, true, HTTP_M_GET, NULL);
+			if (c == ':') {
+				/* the name ends there; the rest is part of the value */
+				if (r != HTTP_OK || m.hdr[0].name.len != (uint32_t)pos)
+					wrong++;
+			} else if (ref_tchar(c) != (r == HTTP_OK) ||
+				   (r == HTTP_OK && m.hdr[0].name.len != 40)) {
+				wrong++;
+			}
+		}
+	}
+	CHECK_INT(wrong, 0);
+}
+
+/* Case-insensitive span comparison, word-wise for 8 bytes and more, against a byte-by-byte
+ * ASCII folding: every pair of byte values at a position of a 9-byte and a 17-byte name. */
+static void test_span_ieq_bytes(void)
+{
+	int wrong = 0;
+
+	for (size_t len = 9; len <= 17; len += 8) {
+		char a[17], b[17];
+		struct http_span s = {0, (uint32_t)len};
+
+		memset(a, 'k', len);
+		memset(b, 'k', len);
+		for (unsigned x = 0; x < 256; x++) {
+			for (unsigned y = 0; y < 256; y++) {
+				size_t pos = (x + y) % len;
+				unsigned lx = x >= 'A' && x <= 'Z' ? x + 32 : x;
+				unsigned ly = y >= 'A' && y <= 'Z' ? y + 32 : y;
+
+				a[pos] = (char)x;
+				b[pos] = (char)y;
+				if (http_span_ieq(a, s, b, len) != (lx == ly))
+					wrong++;
+				a[pos] = b[pos] = 'k';
+			}
+		}
+	}
+	CHECK_INT(wrong, 0);
+}
+
+/* The whole-word comparisons with known names and tokens, in any case, and near misses. */
+static void test_known_words(void)
+{
+	static const struct {
+		const char *head;
+		int body, keep_alive, expect;
+	} cases[] = {
+	    {"POST / HTTP/1.1\r\nHOST: h\r\nCONTENT-LENGTH: 7\r\n\r\n", HTTP_BODY_LENGTH, 1, 0},
+	    {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: CHUNKED\r\n\r\n", HTTP_BODY_CHUNKED, 1, 0},
+	    {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunkee\r\n\r\n", -1, 0, 0},
+	    {"GET / HTTP/1.1\r\nHost: h\r\nConnection: CLOSE\r\n\r\n", HTTP_BODY_NONE, 0, 0},
+	    {"GET / HTTP/1.1\r\nHost: h\r\nConnection: closf\r\n\r\n", HTTP_BODY_NONE, 1, 0},
+	    {"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", HTTP_BODY_NONE, 1, 0},
+	    {"GET / HTTP/1.0\r\nConnection: Keep-Alivf\r\n\r\n", HTTP_BODY_NONE, 0, 0},
+	    {"GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n", HTTP_BODY_NONE, 0, 0},
+	    {"PUT / HTTP/1.1\r\nHost: h\r\nExpect: 100-CONTINUE\r\nContent-Length: 1\r\n\r\n",
+	     HTTP_BODY_LENGTH, 1, 1},
+	    {"PUT / HTTP/1.1\r\nHost: h\r\nExpect: 100-continuf\r\nContent-Length: 1\r\n\r\n",
+	     HTTP_BODY_LENGTH, 1, 0},
+	    {"GET / HTTP/1.1\r\nHosu: h\r\n\r\n", -1, 0, 0},
+	    {"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 000000000000000012\r\n\r\n",
+	     HTTP_BODY_LENGTH, 1, 0},
+	    {"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999999\r\n\r\n", -1, 0,
+	     0},
+	    {"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 12a\r\n\r\n", -1, 0, 0},
+	};
+	struct http_header hdr[MAX_HDR];
+	struct http_msg m;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t n = strlen(cases[i].head);
+		int before = check_failed;
+
+		msg_init(&m, hdr, MAX_HDR);
+		enum http_parse r = parse_prefix(&m, cases[i].head, n, false, HTTP_M_OTHER, NULL);
+		if (cases[i].body < 0) {
+			CHECK(r == HTTP_ERROR);
+		} else {
+			CHECK(r == HTTP_OK);
+			CHECK_INT(m.body, cases[i].body);
+			CHECK_INT(m.keep_alive, cases[i].keep_alive);
+			CHECK_INT(m.expect_continue, cases[i].expect);
+		}
+		if (check_failed != before)
+			print_case("known words", (int)i, cases[i].head, n);
+	}
+	msg_init(&m, hdr, MAX_HDR);
+	CHECK(parse_prefix(&m, cases[11].head, strlen(cases[11].head), false, HTTP_M_OTHER,
+			   NULL) == HTTP_OK);
+	CHECK_INT(m.content_length, 12);
+}
+
 int main(void)
 {
 	test_valid_requests();
@@ -1166,6 +1308,9 @@ int main(void)
 	test_chunked_cases();
 	test_chunked_sizes();
 	test_long_head_dripped();
+	test_wide_scans();
+	test_span_ieq_bytes();
+	test_known_words();
 	CHECK_INT(broken_promises, 0);
 	return check_summary("test_http");
 }

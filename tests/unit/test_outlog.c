@@ -236,6 +236,39 @@ static void test_json_str(void)
 			bad++;
 	}
 	CHECK_INT(bad, 0);
+
+	/* Every byte value at every position of strings of 1 to 20 bytes (the whole-word check
+	 * and its overlapping last word), against a byte-at-a-time escaper. */
+	int wrong = 0;
+	for (size_t len = 1; len <= 20; len++) {
+		for (size_t pos = 0; pos < len; pos++) {
+			for (int c = 0; c < 256; c++) {
+				char in[20], out[160], want[160], esc[8];
+				memset(in, 'a', len);
+				in[pos] = (char)c;
+				switch (c) {
+				case '"': strcpy(esc, "\\\""); break;
+				case '\\': strcpy(esc, "\\\\"); break;
+				case '\n': strcpy(esc, "\\n"); break;
+				case '\r': strcpy(esc, "\\r"); break;
+				case '\t': strcpy(esc, "\\t"); break;
+				case '\b': strcpy(esc, "\\b"); break;
+				case '\f': strcpy(esc, "\\f"); break;
+				default:
+					if (c < 0x20 || c >= 0x80)
+						snprintf(esc, sizeof(esc), "\\u%04x", c);
+					else
+						snprintf(esc, sizeof(esc), "%c", c);
+				}
+				snprintf(want, sizeof(want), "\"%.*s%s%.*s\"", (int)pos, in, esc,
+					 (int)(len - pos - 1), in + pos + 1);
+				size_t n = outlog_json_str(out, sizeof(out), in, len);
+				if (n != strlen(want) || strcmp(out, want) != 0)
+					wrong++;
+			}
+		}
+	}
+	CHECK_INT(wrong, 0);
 }
 
 /* ---- records ---- */
