@@ -173,6 +173,7 @@ struct conf {
 	char *log_outcomes;           /* NULL: no outcome log */
 	char *log_access;             /* NULL: no access log */
 	uint32_t log_fsync_ms;        /* default 200; 0 = never fsync */
+	uint64_t log_max_pending;     /* bytes a log may queue unwritten; default 64 MiB */
 
 	struct conf_limits limits;
 

@@ -953,8 +953,8 @@ static int compile_admin(struct ctx *c, const struct node *v, struct conf *conf)
 
 static int compile_log(struct ctx *c, const struct node *v, struct conf *conf)
 {
-	static const char *const keys[] = {"error",  "level",	 "outcomes",
-					   "access", "fsync_ms", NULL};
+	static const char *const keys[] = {"error",    "level",		"outcomes", "access",
+					   "fsync_ms", "max_pending_bytes", NULL};
 	const struct node *n;
 
 	if (check_keys(c, v, "log", keys) < 0)
@@ -980,6 +980,10 @@ static int compile_log(struct ctx *c, const struct node *v, struct conf *conf)
 		return -1;
 	if ((n = map_get(v, "fsync_ms")) != NULL &&
 	    get_u32(c, n, "log.fsync_ms", 0, 3600000, &conf->log_fsync_ms) < 0)
+		return -1;
+	/* from one pipe buffer up to 16 GiB */
+	if ((n = map_get(v, "max_pending_bytes")) != NULL &&
+	    get_uint(c, n, "log.max_pending_bytes", 65536, 1ull << 34, &conf->log_max_pending) < 0)
 		return -1;
 	return 0;
 }
@@ -1544,6 +1548,7 @@ static void conf_defaults(struct conf *conf)
 	conf->workers = 1;
 	conf->drain_timeout_ms = 10000;
 	conf->log_fsync_ms = 200;
+	conf->log_max_pending = 64u << 20;
 	conf->limits.max_header_bytes = 16384;
 	conf->limits.max_headers = 100;
 	conf->limits.max_request_line = 8192;

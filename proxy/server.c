@@ -228,6 +228,8 @@ int server_reload(char *err, size_t errlen)
 	    (old->log_access == NULL) != (n->log_access == NULL) ||
 	    (old->log_access && strcmp(old->log_access, n->log_access) != 0))
 		log_warnx("reload: log file paths change only with a restart");
+	if (old->log_max_pending != n->log_max_pending)
+		log_warnx("reload: log.max_pending_bytes changes only with a restart");
 	conf_unref(old);
 	if (rollout_apply(n) < 0) {
 		snprintf(err, errlen, "%s: cannot set up the rollouts (out of memory)", srv.conf_path);
@@ -406,7 +408,7 @@ int server_main(int argc, char **argv)
 	}
 	if (c->log_outcomes != NULL) {
 		make_parent_dir(c->log_outcomes);
-		if ((srv.outlog = outlog_open(c->log_outcomes, c->log_fsync_ms, 0)) == NULL) {
+		if ((srv.outlog = outlog_open(c->log_outcomes, c->log_fsync_ms, c->log_max_pending)) == NULL) {
 			fprintf(stderr, "abgate serve: cannot open outcome log %s: %s\n",
 				c->log_outcomes, strerror(errno));
 			conf_free(c);
@@ -416,7 +418,7 @@ int server_main(int argc, char **argv)
 	}
 	if (c->log_access != NULL) {
 		make_parent_dir(c->log_access);
-		if ((srv.access = outlog_open(c->log_access, c->log_fsync_ms, 0)) == NULL) {
+		if ((srv.access = outlog_open(c->log_access, c->log_fsync_ms, c->log_max_pending)) == NULL) {
 			fprintf(stderr, "abgate serve: cannot open access log %s: %s\n",
 				c->log_access, strerror(errno));
 			conf_free(c);

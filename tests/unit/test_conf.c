@@ -45,6 +45,7 @@ static const char full_yaml[] =
     "  outcomes: var/outcomes.jsonl\n"
     "  access: var/access.log\n"
     "  fsync_ms: 0\n"
+    "  max_pending_bytes: 1048576\n"
     "limits:\n"
     "  max_header_bytes: 32768\n"
     "  max_headers: 50\n"
@@ -138,6 +139,7 @@ static void test_full(void)
 	CHECK_STR(c->log_outcomes, "var/outcomes.jsonl");
 	CHECK_STR(c->log_access, "var/access.log");
 	CHECK_INT(c->log_fsync_ms, 0);
+	CHECK_INT(c->log_max_pending, 1048576);
 
 	CHECK_INT(c->limits.max_header_bytes, 32768);
 	CHECK_INT(c->limits.max_headers, 50);
@@ -193,7 +195,7 @@ static void test_full(void)
 	if (e == NULL)
 		goto out;
 	CHECK_STR(e->name, "ranker-v2");
-	CHECK_INT(e->line, 39);
+	CHECK_INT(e->line, 40);
 	CHECK_STR(e->match_path_prefix, "/predict");
 	CHECK_STR(e->match_host, "api.example.com");
 	CHECK_STR(e->match_method, "POST");
@@ -267,7 +269,7 @@ static void test_full(void)
 	/* The second experiment takes every default. */
 	e = &c->experiments[1];
 	CHECK_STR(e->name, "three-way");
-	CHECK_INT(e->line, 58);
+	CHECK_INT(e->line, 59);
 	CHECK(e->match_path_prefix == NULL && e->match_host == NULL && e->match_method == NULL);
 	CHECK_INT(e->unit, CONF_UNIT_COOKIE);
 	CHECK_STR(e->unit_name, "uid");
@@ -336,6 +338,7 @@ static void test_defaults(void)
 	CHECK_STR(c->log_level, "info");
 	CHECK(c->log_outcomes == NULL && c->log_access == NULL);
 	CHECK_INT(c->log_fsync_ms, 200);
+	CHECK_INT(c->log_max_pending, 64 << 20);
 	CHECK_INT(c->limits.max_header_bytes, 16384);
 	CHECK_INT(c->limits.max_headers, 100);
 	CHECK_INT(c->limits.max_request_line, 8192);
@@ -471,6 +474,8 @@ static const struct bad_case {
      "t.yaml:6:22: limits.client_timeout_ms must be between 1 and 86400000 (got -100)"},
     {BACKENDS "log: {fsync_ms: 3600001}\n",
      "t.yaml:5:17: log.fsync_ms must be at most 3600000 (got 3600001)"},
+    {BACKENDS "log: {max_pending_bytes: 4096}\n",
+     "t.yaml:5:26: log.max_pending_bytes must be between 65536 and 17179869184 (got 4096)"},
     {EXP_OK "    shadow: {backend: m3, percent: 150}\n",
      "t.yaml:11:36: shadow.percent must be at least 0 and at most 100 (got 150)"},
     {"backends:\n  m1:\n    servers: [127.0.0.1:1]\n    health: {path: /h, interval_ms: 100, "
