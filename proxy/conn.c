@@ -77,6 +77,43 @@ static ssize_t tls_fail(struct conn *c, int ret, bool reading)
 	}
 }
 
+/*
+ * TLS reads run with read-ahead: OpenSSL asks the socket for as much as its buffer holds, so a
+ * request costs one read() instead of one for the record header and one for its body. This
+ * callback on the socket's BIO notes when such a read came back short, which, as for a plain
+ * socket, means the socket is empty: conn_read() then clears `readable` without another read
+ * to see EAGAIN.
+ */
+static long bio_read_cb(BIO *b, int oper, const char *argp, size_t len, int argi, long argl,
+			int ret, size_t *processed)
+{
+	(void)argp;
+	(void)argi;
+	(void)argl;
+	if (oper == (BIO_CB_READ | BIO_CB_RETURN) && ret > 0 && processed != NULL &&
+	    *processed < len) {
+		struct conn *c = (struct conn *)(void *)BIO_get_callback_arg(b);
+		c->tls_drained = true;
+	}
+	return ret;
+}
+
+/* Puts SSL on c's socket with read-ahead and the short-read callback. */
+static SSL *tls_new(struct conn *c, void *ctx)
+{
+	SSL *ssl = SSL_new(ctx);
+	BIO *rbio;
+
+	if (ssl == NULL || SSL_set_fd(ssl, c->fd) != 1 || (rbio = SSL_get_rbio(ssl)) == NULL) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	SSL_set_read_ahead(ssl, 1);
+	BIO_set_callback_arg(rbio, (char *)(void *)c);
+	BIO_set_callback_ex(rbio, bio_read_cb);
+	return ssl;
+}
+
 /* Server side, first read: a TLS client opens with a handshake record (0x16); anything else
  * is most likely plain HTTP sent to the TLS port. */
 static int sniff(struct conn *c)
@@ -120,9 +157,16 @@ ssize_t conn_read(struct conn *c, void *buf, size_t len)
 	}
 	ERR_clear_error();
 	c->read_wants_write = false;
+	c->tls_drained = false;
 	int r = SSL_read(c->tls, buf, len > INT32_MAX ? INT32_MAX : (int)len);
-	if (r > 0)
-		return r; /* more may be buffered in the TLS layer: read again until WANT_READ */
+	if (r > 0) {
+		/* Read again until WANT_READ, unless this call's socket read came back short and
+		 * OpenSSL holds nothing more: then the socket is empty and the next data brings
+		 * an edge (with EV_CLOSED when the peer closed, which the next read reports). */
+		if (c->tls_drained && !SSL_has_pending(c->tls) && !c->peer_closed)
+			c->readable = false;
+		return r;
+	}
 	return tls_fail(c, r, true);
 }
 
@@ -167,10 +211,9 @@ ssize_t conn_writev(struct conn *c, const struct iovec *iov, int iovcnt)
 
 int conn_tls_accept(struct conn *c, void *ctx)
 {
-	SSL *ssl = SSL_new(ctx);
+	SSL *ssl = tls_new(c, ctx);
 
-	if (ssl == NULL || SSL_set_fd(ssl, c->fd) != 1) {
-		SSL_free(ssl);
+	if (ssl == NULL) {
 		tls_log_errors("TLS accept");
 		return -1;
 	}
@@ -182,9 +225,9 @@ int conn_tls_accept(struct conn *c, void *ctx)
 
 int conn_tls_connect(struct conn *c, void *ctx, const char *host, bool verify)
 {
-	SSL *ssl = SSL_new(ctx);
+	SSL *ssl = tls_new(c, ctx);
 
-	if (ssl == NULL || SSL_set_fd(ssl, c->fd) != 1)
+	if (ssl == NULL)
 		goto fail;
 	if (host != NULL && host[0] != '\0') {
 		bool is_ip = strspn(host, "0123456789.:") == strlen(host);

@@ -1,7 +1,11 @@
 """TLS: an HTTPS listener (TLS 1.2 and 1.3 only, ALPN http/1.1, a plain-HTTP client gets a
 plain 400), https upstreams with ca_file / verify, and certificates reloaded on SIGHUP."""
 
+import hashlib
+import random
 import re
+import socket
+import ssl
 import subprocess
 
 import pytest
@@ -287,3 +291,96 @@ def test_reload_picks_up_a_new_certificate(tls_proxy, pki):
     assert rc == 0, err
     assert re.search(r"subject: .*CN=abgate-renewed", err), err
     assert "ALPN: server accepted http/1.1" in err
+
+
+# ---- the TLS read path: whole bodies, pipelining, one byte per record ----
+
+TLS_RAW_FRONT = """\
+listen:
+  - addr: 127.0.0.1:@PORT@
+    tls: {{cert: {crt}, key: {key}}}
+admin:
+  addr: 127.0.0.1:@ADMIN@
+log:
+  error: stderr
+limits:
+  max_body_bytes: 4194304
+backends:
+  up:
+    servers: [{up}]
+default_backend: up
+"""
+
+
+def digest_reply(conn, req):
+    """Answers with the request's path and the length and SHA-256 of its body."""
+    head, _, body = req.partition(b"\r\n\r\n")
+    path = head.split(b" ", 2)[1]
+    out = b"%s %d %s" % (path, len(body), hashlib.sha256(body).hexdigest().encode())
+    conn.sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(out), out))
+
+
+class TlsClient:
+    def __init__(self, port, ca):
+        ctx = ssl.create_default_context(cafile=str(ca))
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.sock = ctx.wrap_socket(raw, server_hostname="localhost")
+        self.buf = b""
+
+    def _fill(self):
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise AssertionError("connection closed; have %r" % self.buf[:200])
+        self.buf += chunk
+
+    def response(self):
+        while b"\r\n\r\n" not in self.buf:
+            self._fill()
+        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        m = re.search(rb"\r\ncontent-length: *(\d+)", head, re.I)
+        n = int(m.group(1))
+        while len(self.buf) < n:
+            self._fill()
+        body, self.buf = self.buf[:n], self.buf[n:]
+        return status, body
+
+    def close(self):
+        self.sock.close()
+
+
+def post_bytes(path, body):
+    return (b"POST %s HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n\r\n"
+            % (path.encode(), len(body))) + body
+
+
+def test_tls_reads_whole_bodies_pipelines_and_single_byte_records(procs, yaml_config, pki,
+                                                                   raw_upstream):
+    up = raw_upstream(digest_reply)
+    px = procs.proxy(yaml_config(TLS_RAW_FRONT.format(crt=pki["crt"], key=pki["key"],
+                                                      up=up.addr)))
+    c = TlsClient(px.port, pki["ca"])
+    try:
+        # bodies around the TLS record size (16 KiB) and larger than the read buffers,
+        # one after the other on one connection
+        rnd = random.Random(7)
+        for size in (0, 1, 16383, 16384, 16385, 100000, (1 << 20) + 7):
+            body = rnd.randbytes(size)
+            c.sock.sendall(post_bytes("/b%d" % size, body))
+            status, got = c.response()
+            want = b"/b%d %d %s" % (size, size, hashlib.sha256(body).hexdigest().encode())
+            assert (status, got) == (200, want)
+
+        # 40 requests in one write: 40 answers, in order
+        c.sock.sendall(b"".join(post_bytes("/p%d" % i, b"x" * i) for i in range(40)))
+        for i in range(40):
+            status, got = c.response()
+            assert status == 200 and got.startswith(b"/p%d %d " % (i, i)), (i, got)
+
+        # one request dripped one byte per TLS record
+        for b in post_bytes("/drip", b"drip-body"):
+            c.sock.send(bytes([b]))
+        status, got = c.response()
+        assert status == 200 and got.startswith(b"/drip 9 "), got
+    finally:
+        c.close()
