@@ -89,4 +89,17 @@ struct live_totals {
 int live_totals_get(struct live_totals *t);
 void live_totals_free(struct live_totals *t);
 
+/*
+ * Shadow comparisons for the live report, per experiment name, since the process started. Fed
+ * with each shadow record exactly as it is logged (line: one JSON line without its newline),
+ * so the live figures are the ones `abgate report` computes from the log. Shadow traffic is a
+ * sample of the requests, so one lock serves every thread. live_shadow_record returns 0, or -1
+ * when the line does not parse or memory ran out (then it is not counted).
+ */
+struct shadow_summary;
+int live_shadow_record(const char *exp, const char *line, size_t len);
+/* The summary of experiment exp's shadow records so far; false when it has none. Strings in
+ * *out stay valid for the life of the process. */
+bool live_shadow_summary(const char *exp, struct shadow_summary *out);
+
 #endif

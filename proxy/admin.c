@@ -31,6 +31,7 @@
 #include "render.h"
 #include "rollout.h"
 #include "server.h"
+#include "shadow_stats.h"
 #include "upstream.h"
 
 #define OUTCOME_LINE_MAX 4096
@@ -219,8 +220,11 @@ static void handle_report(struct httpd_req *req, const char *name, size_t nlen)
 	gmtime_r(&tv.tv_sec, &tm);
 	strftime(generated, sizeof(generated), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	struct render_meta meta = {.generated = generated};
+	struct shadow_summary shadow;
 	for (size_t i = 0; i < a->nvariants; i++)
 		meta.request += a->variants[i].requests;
+	if (live_shadow_summary(a->experiment, &shadow))
+		meta.shadow_stats = &shadow;
 	char *out = NULL;
 	size_t outlen = 0;
 	FILE *f = open_memstream(&out, &outlen);

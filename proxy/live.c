@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "accum.h"
+#include "logrec.h"
+#include "shadow_stats.h"
 #include "conf.h"
 #include "live.h"
 #include "rollout.h"
@@ -547,4 +549,68 @@ int live_rid_get(const char *rid, size_t len)
 	if ((v & ~0xffffULL) != (h & ~0xffffULL) || (v & 0xffff) == 0)
 		return -1;
 	return (int)(v & 0xffff);
+}
+
+/* ---- shadow comparisons -------------------------------------------------------------------- */
+
+struct shadow_entry {
+	struct shadow_entry *next;
+	char *exp;
+	struct shadow_stats *st;
+};
+
+static pthread_mutex_t shadow_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct shadow_entry *shadow_entries; /* kept for the life of the process */
+
+static struct shadow_entry *shadow_find(const char *exp)
+{
+	for (struct shadow_entry *en = shadow_entries; en != NULL; en = en->next)
+		if (strcmp(en->exp, exp) == 0)
+			return en;
+	return NULL;
+}
+
+int live_shadow_record(const char *exp, const char *line, size_t len)
+{
+	struct logrec rec;
+	char *scratch = malloc(len + 1);
+	int rc = -1;
+
+	if (scratch == NULL)
+		return -1;
+	if (logrec_parse(line, len, &rec, scratch, len + 1) != LOGREC_OK ||
+	    rec.type != LOGREC_SHADOW) {
+		free(scratch);
+		return -1;
+	}
+	pthread_mutex_lock(&shadow_lock);
+	struct shadow_entry *en = shadow_find(exp);
+	if (en == NULL && (en = calloc(1, sizeof(*en))) != NULL) {
+		en->exp = strdup(exp);
+		en->st = shadow_stats_new();
+		if (en->exp == NULL || en->st == NULL) {
+			free(en->exp);
+			shadow_stats_free(en->st);
+			free(en);
+			en = NULL;
+		} else {
+			en->next = shadow_entries;
+			shadow_entries = en;
+		}
+	}
+	if (en != NULL)
+		rc = shadow_stats_add(en->st, &rec) < 0 ? -1 : 0;
+	pthread_mutex_unlock(&shadow_lock);
+	free(scratch);
+	return rc;
+}
+
+bool live_shadow_summary(const char *exp, struct shadow_summary *out)
+{
+	pthread_mutex_lock(&shadow_lock);
+	struct shadow_entry *en = shadow_find(exp);
+	if (en != NULL)
+		shadow_stats_summary(en->st, out);
+	pthread_mutex_unlock(&shadow_lock);
+	return en != NULL;
 }

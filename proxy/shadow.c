@@ -17,6 +17,7 @@
 
 #include "conf.h"
 #include "http.h"
+#include "live.h"
 #include "log.h"
 #include "net.h"
 #include "outlog.h"
@@ -424,10 +425,8 @@ static void finish(struct shadow *sh)
 		plen = dechunk(sh->p_body.p, plen);
 	bool comparable = !sh->failed && sh->p_complete && !sh->resp.truncated &&
 			  !sh->p_body.truncated;
-	char *dst = w->olb != NULL ? outlog_reserve(w->olb, RECORD_MAX + 6 * sizeof(sh->rid)) : NULL;
-	if (dst == NULL)
-		goto out;
-	char *o = dst, *end = dst + RECORD_MAX + 6 * sizeof(sh->rid);
+	char line[RECORD_MAX + 6 * sizeof(sh->rid)];
+	char *o = line, *end = line + sizeof(line);
 	uint64_t t = worker_clock_us();
 	struct timeval tv = {.tv_sec = (time_t)(t / 1000000u), .tv_usec = (suseconds_t)(t % 1000000u)};
 	o = put(o, "{\"v\":1,\"type\":\"shadow\",\"ts\":\"");
@@ -471,7 +470,15 @@ static void finish(struct shadow *sh)
 		o = put(o, ",\"same_status\":null,\"same_body\":null");
 	}
 	o = put(o, "}\n");
-	outlog_commit(w->olb, (size_t)(o - dst));
+	size_t len = (size_t)(o - line);
+	/* the live report's shadow section counts exactly what the log gets */
+	if (live_shadow_record(sh->e->name, line, len - 1) < 0)
+		log_warnx("shadow record of %s not counted in the live report", sh->e->name);
+	char *dst = w->olb != NULL ? outlog_reserve(w->olb, len) : NULL;
+	if (dst != NULL) {
+		memcpy(dst, line, len);
+		outlog_commit(w->olb, len);
+	}
 out:
 	release(sh, false);
 	if (sh->timer != NULL)

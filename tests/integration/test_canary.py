@@ -494,6 +494,12 @@ def shadow_scorer(primary_addr, altered):
     return handle
 
 
+def live_report(proxy, name):
+    r = proxy.admin("GET", "/experiments/%s/report?format=json" % name)
+    assert r.status == 200, r
+    return r.json()
+
+
 def test_shadow_disagreement_is_reported_at_its_rate(procs, tmp_path):
     model = procs.backend("model-a")
     altered = set()
@@ -525,6 +531,8 @@ def test_shadow_disagreement_is_reported_at_its_rate(procs, tmp_path):
     assert len(mirrored) == n
     assert all(q.header_all("X-Abgate-Shadow") == ["1"] for q in mirrored)
     assert all(q.header_all("X-Abgate-Experiment") == ["exp"] for q in mirrored)
+    live = live_report(proxy, "exp")
+    live_text = proxy.admin("GET", "/experiments/exp/report?format=text")
     assert proxy.stop() == 0
     recs = proxy.outcomes()
     unit_of = {r["rid"]: r["unit"] for r in recs if r["type"] == "request"}
@@ -552,6 +560,9 @@ def test_shadow_disagreement_is_reported_at_its_rate(procs, tmp_path):
                        capture_output=True, text=True, timeout=30)
     assert p.returncode == 0, p.stderr
     sh = json.loads(p.stdout)["shadow"]
+    # the live report counts the same records as the log: the same section, to the last digit
+    assert live["shadow"] == sh
+    assert b"agreement (same status and json field): 0.9 (900/1000)" in live_text.body
     assert sh["records"] == n and sh["compared"] == n and sh["failed"] == 0
     ag = sh["agreement"]
     assert ag["basis"] == "json_field" and ag["interval"] == "wilson"
@@ -597,6 +608,7 @@ def test_failing_and_erroring_shadows_in_the_report(procs, tmp_path):
                 r = c.request("GET", path, [("X-User-Id", "u-%d" % i)])
                 assert r.status == 200, r  # a failing shadow never touches the client
     proxy.wait_outcomes(lambda r: r["type"] == "shadow", 2 * n, timeout=10)
+    live = {name: live_report(proxy, name) for name in ("to-dead", "to-broken")}
     assert proxy.stop() == 0
     recs = proxy.outcomes(lambda r: r["type"] == "shadow")
     to_dead = [r for r in recs if r["exp"] == "to-dead"]
@@ -614,6 +626,8 @@ def test_failing_and_erroring_shadows_in_the_report(procs, tmp_path):
                        capture_output=True, text=True, timeout=30)
     assert p.returncode == 0, p.stderr
     reports = {x["experiment"]: x for x in json.loads(p.stdout)}
+    for name in ("to-dead", "to-broken"):
+        assert live[name]["shadow"] == reports[name]["shadow"], name
     sd = reports["to-dead"]["shadow"]
     assert sd["records"] == sd["failed"] == n and sd["compared"] == 0
     reasons = {}
