@@ -98,6 +98,7 @@ struct conf_decision {
 	bool sequential;       /* default false */
 	bool on_srm_rollback;  /* on_srm: rollback (default investigate) */
 	double sequential_n;   /* tuning N* of the mixture SPRT (default 5000, as GrowthBook) */
+	uint32_t interval_s;   /* the daemon evaluates an A/B experiment this often (10) */
 };
 
 struct conf_shadow {

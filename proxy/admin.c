@@ -24,6 +24,7 @@
 #include "analysis.h"
 #include "conf.h"
 #include "decide.h"
+#include "evaluate.h"
 #include "httpd.h"
 #include "live.h"
 #include "outcome.h"
@@ -88,50 +89,6 @@ static void handle_reload(struct httpd_req *req)
 	}
 }
 
-/* ---- live analysis ----------------------------------------------------------------------- */
-
-/* The analysis of experiment e on the live accumulators, with its recommendation. */
-static struct analysis *live_analysis(const struct conf_experiment *e)
-{
-	struct accum_variant **acc;
-	const char **names = calloc(e->nvariants, sizeof(*names));
-	double *weights = calloc(e->nvariants, sizeof(*weights));
-	struct analysis *a = NULL;
-
-	if (names == NULL || weights == NULL || live_collect(e, &acc) < 0) {
-		free(names);
-		free(weights);
-		return NULL;
-	}
-	for (size_t i = 0; i < e->nvariants; i++) {
-		names[i] = e->variants[i].name;
-		weights[i] = e->variants[i].weight_bp / 100.0;
-	}
-	if (e->rt != NULL) { /* a rollout decides the split (and its statistics are the step's) */
-		weights[1] = atomic_load(&e->rt->canary_bp) / 100.0;
-		weights[0] = 100.0 - weights[1];
-	}
-	struct analysis_input in = {
-		.experiment = e->name,
-		.nvariants = e->nvariants,
-		.names = names,
-		.weights = weights,
-		.acc = (const struct accum_variant *const *)acc,
-		.metrics = e->metrics,
-		.nmetrics = e->nmetrics,
-		.decision = &e->decision,
-	};
-	a = analysis_build(&in);
-	if (a != NULL)
-		decide_run(a, NULL);
-	for (size_t i = 0; i < e->nvariants; i++)
-		accum_variant_free(acc[i]);
-	free(acc);
-	free(names);
-	free(weights);
-	return a;
-}
-
 static void handle_experiments(struct httpd_req *req)
 {
 	uint64_t seq;
@@ -142,7 +99,7 @@ static void handle_experiments(struct httpd_req *req)
 	cJSON_AddItemToObject(doc, "experiments", list);
 	for (size_t i = 0; i < c->nexperiments; i++) {
 		const struct conf_experiment *e = &c->experiments[i];
-		struct analysis *a = live_analysis(e);
+		struct analysis *a = evaluate_now(e);
 		cJSON *ex = cJSON_CreateObject(), *vs = cJSON_CreateArray();
 		cJSON_AddStringToObject(ex, "name", e->name);
 		cJSON_AddItemToObject(ex, "variants", vs);
@@ -210,7 +167,7 @@ static void handle_report(struct httpd_req *req, const char *name, size_t nlen)
 		conf_unref(c);
 		return respond_error(req, 404, "no such experiment");
 	}
-	struct analysis *a = live_analysis(e);
+	struct analysis *a = evaluate_now(e);
 	conf_unref(c);
 	if (a == NULL)
 		return respond_error(req, 500, "out of memory");

@@ -1368,8 +1368,9 @@ static int compile_metrics(struct ctx *c, const struct node *v, struct conf_expe
 
 static int compile_decision(struct ctx *c, const struct node *v, struct conf_decision *d)
 {
-	static const char *const keys[] = {"alpha",  "min_samples",  "srm_alpha", "sequential",
-					   "on_srm", "sequential_n", NULL};
+	static const char *const keys[] = {"alpha",	    "min_samples", "srm_alpha",
+					   "sequential",   "on_srm",	   "sequential_n",
+					   "interval_s", NULL};
 	static const char *const on_srm[] = {"investigate", "rollback", NULL};
 	const struct node *n;
 
@@ -1395,6 +1396,9 @@ static int compile_decision(struct ctx *c, const struct node *v, struct conf_dec
 	}
 	if ((n = map_get(v, "sequential_n")) != NULL &&
 	    get_double_min(c, n, "decision.sequential_n", 0, true, &d->sequential_n) < 0)
+		return -1;
+	if ((n = map_get(v, "interval_s")) != NULL &&
+	    get_u32(c, n, "decision.interval_s", 1, 86400, &d->interval_s) < 0)
 		return -1;
 	return 0;
 }
@@ -1463,6 +1467,7 @@ static int compile_experiment(struct ctx *c, const struct node *m, const struct 
 	e->decision.min_samples = 500;
 	e->decision.srm_alpha = 0.001;
 	e->decision.sequential_n = 5000;
+	e->decision.interval_s = 10;
 	if (check_keys(c, m, "experiment", keys) < 0)
 		return -1;
 	e->line = m->line;

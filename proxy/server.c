@@ -19,6 +19,7 @@
 
 #include "admin.h"
 #include "conf.h"
+#include "evaluate.h"
 #include "health.h"
 #include "httpd.h"
 #include "live.h"
@@ -238,6 +239,9 @@ int server_reload(char *err, size_t errlen)
 		return -1;
 	}
 	publish(n);
+	if (evaluate_apply(n) < 0)
+		log_error("reload: some experiments will not be evaluated periodically (out of "
+			  "memory)");
 	health_apply(srv.health, n);
 	log_config_records(n);
 	srv.reloads_ok++;
@@ -432,8 +436,10 @@ int server_main(int argc, char **argv)
 		goto out;
 	}
 	rollout_init(srv.base, srv.outlog);
-	if (rollout_apply(c) < 0) {
-		fprintf(stderr, "abgate serve: cannot set up the rollouts (out of memory)\n");
+	evaluate_init(srv.base);
+	if (rollout_apply(c) < 0 || evaluate_apply(c) < 0) {
+		fprintf(stderr, "abgate serve: cannot set up the rollouts and evaluations (out of "
+				"memory)\n");
 		conf_free(c);
 		goto out;
 	}
@@ -499,13 +505,15 @@ out:
 	outlog_close(srv.access);
 	free(srv.admin_token);
 	srv.admin_token = NULL;
+	/* their timers live on the main loop: freed before it */
+	rollout_shutdown();
+	evaluate_shutdown();
 	if (srv.base != NULL)
 		event_base_free(srv.base);
 	pthread_mutex_lock(&current_lock);
 	conf_unref(current);
 	current = NULL;
 	pthread_mutex_unlock(&current_lock);
-	rollout_shutdown();
 	if (rc == 0)
 		log_info("stopped");
 	return rc;

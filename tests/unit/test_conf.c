@@ -87,7 +87,7 @@ static const char full_yaml[] =
     "         guardrail: true, margin: 0.05, max: 500}\n"
     "      - {name: click, kind: binary, source: outcome, goal: increase, primary: true}\n"
     "    decision: {alpha: 0.01, min_samples: 1000, srm_alpha: 0.0001, sequential: true,\n"
-    "               on_srm: rollback, sequential_n: 2500}\n"
+    "               on_srm: rollback, sequential_n: 2500, interval_s: 30}\n"
     "    rollout: {steps: [1, 5, 12.5, 50, 100], interval_s: 300, auto: true,\n"
     "              state_file: var/rollout.state}\n"
     "  - name: three-way\n"
@@ -252,6 +252,7 @@ static void test_full(void)
 	CHECK(e->decision.sequential);
 	CHECK(e->decision.on_srm_rollback);
 	CHECK(e->decision.sequential_n == 2500.0);
+	CHECK_INT(e->decision.interval_s, 30);
 
 	CHECK(e->rollout.enabled);
 	CHECK_INT(e->rollout.nsteps, 5);
@@ -297,6 +298,7 @@ static void test_full(void)
 	CHECK(!e->decision.sequential);
 	CHECK(!e->decision.on_srm_rollback);
 	CHECK(e->decision.sequential_n == 5000.0);
+	CHECK_INT(e->decision.interval_s, 10);
 	CHECK(!e->rollout.enabled && e->rollout.nsteps == 0 && e->rollout.steps == NULL);
 
 	e = &c->experiments[2];
@@ -568,6 +570,8 @@ static const struct bad_case {
      "t.yaml:11:23: decision.alpha must be greater than 0 and less than 1 (got 1)"},
     {EXP_OK "    decision: {srm_alpha: 0}\n",
      "t.yaml:11:27: decision.srm_alpha must be greater than 0 and less than 1 (got 0)"},
+    {EXP_OK "    decision: {interval_s: 0}\n",
+     "t.yaml:11:28: decision.interval_s must be between 1 and 86400 (got 0)"},
     {EXP_OK "    decision: {on_srm: ignore}\n",
      "t.yaml:11:24: decision.on_srm must be one of investigate|rollback (got \"ignore\")"},
     {EXP_OK "    rollout: {steps: [1, 25, 5, 100]}\n",
