@@ -35,7 +35,7 @@ struct conn {
 	bool tls_sniff;     /* server side: first bytes not yet checked for a TLS handshake */
 	bool read_wants_write;  /* the last TLS read stopped for want of writability */
 	bool write_wants_read;  /* the last TLS write stopped for want of readability */
-	bool tls_drained;   /* during this TLS read, the socket gave less than asked for */
+	bool tls_drained;   /* the latest socket read under TLS gave less than asked for */
 	uint32_t retry_len; /* a TLS write to repeat with exactly this length */
 };
 

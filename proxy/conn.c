@@ -80,9 +80,10 @@ static ssize_t tls_fail(struct conn *c, int ret, bool reading)
 /*
  * TLS reads run with read-ahead: OpenSSL asks the socket for as much as its buffer holds, so a
  * request costs one read() instead of one for the record header and one for its body. This
- * callback on the socket's BIO notes when such a read came back short, which, as for a plain
- * socket, means the socket is empty: conn_read() then clears `readable` without another read
- * to see EAGAIN.
+ * callback on the socket's BIO notes whether the latest such read came back short, which, as
+ * for a plain socket, means the socket was empty after it: conn_read() then clears `readable`
+ * without another read to see EAGAIN. Only the latest read counts: one SSL_read() may read
+ * several times, and an earlier short read says nothing about what came after it.
  */
 static long bio_read_cb(BIO *b, int oper, const char *argp, size_t len, int argi, long argl,
 			int ret, size_t *processed)
@@ -90,10 +91,9 @@ static long bio_read_cb(BIO *b, int oper, const char *argp, size_t len, int argi
 	(void)argp;
 	(void)argi;
 	(void)argl;
-	if (oper == (BIO_CB_READ | BIO_CB_RETURN) && ret > 0 && processed != NULL &&
-	    *processed < len) {
+	if (oper == (BIO_CB_READ | BIO_CB_RETURN)) {
 		struct conn *c = (struct conn *)(void *)BIO_get_callback_arg(b);
-		c->tls_drained = true;
+		c->tls_drained = ret > 0 && processed != NULL && *processed < len;
 	}
 	return ret;
 }
