@@ -97,7 +97,8 @@ struct worker {
 	struct http_header hdr[WORKER_MAX_HEADERS];
 
 	uint64_t rng;         /* xorshift state (random units, request ids), never 0 */
-	uint64_t now_us;      /* wall time (us) at the event being handled: worker_clock_us() */
+	uint64_t now_us;      /* monotonic time (us) at the event being handled: worker_clock_us() */
+	int64_t wall_offset_us; /* wall clock minus worker_clock_us(), refreshed every tick */
 	struct session *sessions; /* all live sessions (for drain and shutdown) */
 	struct shadow *shadows;   /* shadow exchanges in flight */
 	uint32_t nshadows;
@@ -141,17 +142,27 @@ char *worker_buf_get(struct worker *w);
 void worker_buf_put(struct worker *w, char *b);
 
 /*
- * Wall-clock time in microseconds, read once per event. The loop's own cached time is not
- * used: it is either coarse (a few ms, too coarse for request latencies) or, in libevent's
- * precise mode, costs a timerfd_settime() on every pass of the loop. clock_gettime() is served
- * by the vDSO without entering the kernel.
+ * Monotonic time in microseconds, read once per event: what latencies and deadlines are
+ * measured in, so that a step of the wall clock can neither make a latency negative nor fire
+ * a timeout early. The loop's own cached time is not used: it is either coarse (a few ms, too
+ * coarse for request latencies) or, in libevent's precise mode, costs a timerfd_settime() on
+ * every pass of the loop. clock_gettime() is served by the vDSO without entering the kernel.
  */
 static inline uint64_t worker_clock_us(void)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
+
+/* The wall-clock time (us since the epoch) of monotonic time MONO, for records' timestamps. */
+static inline uint64_t worker_wall_us(const struct worker *w, uint64_t mono)
+{
+	return (uint64_t)((int64_t)mono + w->wall_offset_us);
+}
+
+/* Re-reads the offset between the wall clock and worker_clock_us() (every tick). */
+void worker_wall_refresh(struct worker *w);
 
 #endif

@@ -150,8 +150,9 @@ int evaluate_apply(const struct conf *c)
 			struct timeval tv = {(time_t)e->decision.interval_s, 0};
 			event_del(w->timer);
 			if (event_add(w->timer, &tv) < 0)
-				rc = -1;
-			w->interval_s = e->decision.interval_s;
+				rc = -1; /* interval_s unchanged: the next reload tries again */
+			else
+				w->interval_s = e->decision.interval_s;
 		}
 	}
 	for (struct watch **pp = &ev.all; *pp != NULL;) {

@@ -331,8 +331,9 @@ static void record_access(struct session *s, double latency_ms)
 {
 	struct worker *w = s->w;
 	char *dst = outlog_reserve(w->alb, ACCESS_MAX);
-	struct timeval tv = {.tv_sec = (time_t)(s->t_start / 1000000u),
-			     .tv_usec = (suseconds_t)(s->t_start % 1000000u)};
+	uint64_t wall = worker_wall_us(w, s->t_start);
+	struct timeval tv = {.tv_sec = (time_t)(wall / 1000000u),
+			     .tv_usec = (suseconds_t)(wall % 1000000u)};
 
 	if (dst == NULL)
 		return;
@@ -383,7 +384,9 @@ static void record_request(struct session *s, uint64_t now)
 
 	if (w->alb != NULL)
 		record_access(s, latency_ms);
-	live_request(w->live, s->exp, s->variant, s->status, latency_ms, (double)s->t_start / 1e6,
+	uint64_t wall = worker_wall_us(w, s->t_start);
+
+	live_request(w->live, s->exp, s->variant, s->status, latency_ms, (double)wall / 1e6,
 		     s->unit_hash, s->forced || s->unit_hash == 0);
 	if (s->exp == NULL || w->olb == NULL)
 		return;
@@ -392,8 +395,8 @@ static void record_request(struct session *s, uint64_t now)
 		return; /* the queue is full: outlog_dropped() counts it */
 	struct outlog_request r;
 	memset(&r, 0, sizeof(r));
-	r.ts.tv_sec = (time_t)(s->t_start / 1000000u);
-	r.ts.tv_usec = (suseconds_t)(s->t_start % 1000000u);
+	r.ts.tv_sec = (time_t)(wall / 1000000u);
+	r.ts.tv_usec = (suseconds_t)(wall % 1000000u);
 	r.exp = s->exp->name;
 	r.exp_len = s->exp->name_len;
 	r.variant = s->variant->name;

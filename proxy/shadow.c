@@ -427,7 +427,7 @@ static void finish(struct shadow *sh)
 			  !sh->p_body.truncated;
 	char line[RECORD_MAX + 6 * sizeof(sh->rid)];
 	char *o = line, *end = line + sizeof(line);
-	uint64_t t = worker_clock_us();
+	uint64_t t = worker_wall_us(w, worker_clock_us());
 	struct timeval tv = {.tv_sec = (time_t)(t / 1000000u), .tv_usec = (suseconds_t)(t % 1000000u)};
 	o = put(o, "{\"v\":1,\"type\":\"shadow\",\"ts\":\"");
 	o += outlog_format_ts(o, (size_t)(end - o), &tv);
@@ -471,7 +471,8 @@ static void finish(struct shadow *sh)
 	}
 	o = put(o, "}\n");
 	size_t len = (size_t)(o - line);
-	/* the live report's shadow section counts exactly what the log gets */
+	/* the live report's shadow section counts every record, also one the log has to drop
+	 * (and when there is no outcome log) */
 	if (live_shadow_record(sh->e->name, line, len - 1) < 0)
 		log_warnx("shadow record of %s not counted in the live report", sh->e->name);
 	char *dst = w->olb != NULL ? outlog_reserve(w->olb, len) : NULL;

@@ -162,9 +162,20 @@ static void accept_resume(struct worker *w)
 	}
 }
 
+void worker_wall_refresh(struct worker *w)
+{
+	struct timespec wall;
+
+	clock_gettime(CLOCK_REALTIME, &wall);
+	int64_t wall_us = (int64_t)wall.tv_sec * 1000000 + wall.tv_nsec / 1000;
+	w->wall_offset_us = wall_us - (int64_t)worker_clock_us();
+}
+
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
+
+	worker_wall_refresh(w);
 
 	if (w->olb != NULL)
 		outlog_flush(w->olb);
@@ -221,6 +232,7 @@ struct worker *worker_new(int id, struct conf *conf, struct outlog *ol, struct o
 	}
 	if (w->base == NULL)
 		goto fail;
+	worker_wall_refresh(w);
 	struct conf *c = server_conf_acquire(&seq);
 	if ((w->cur = gen_new(c, seq)) == NULL) {
 		conf_unref(c);
