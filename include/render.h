@@ -50,4 +50,12 @@ const char *render_p(char *buf, size_t len, bool has, double p);
 /* The notes of a comparison joined with "; " into buf (empty when none). */
 const char *render_notes(char *buf, size_t len, const char *const *notes, size_t n);
 
+struct shadow_stats_rate;
+struct shadow_stats_side;
+/* A rate as "0.9 (891/990), 95% Wilson CI [0.88, 0.92]" into buf; none when nothing counted. */
+const char *render_rate(char *buf, size_t len, const struct shadow_stats_rate *r,
+			const char *none);
+/* One side's latencies as the five cells mean, sd, p50, p95, p99. */
+void render_side_cells(char cells[5][32], const struct shadow_stats_side *d);
+
 #endif

@@ -71,7 +71,7 @@ struct shadow_summary {
 	uint64_t shadow_only, primary_only; /* discordant pairs b and c */
 	bool has_p;
 	double p_value;	  /* McNemar's exact (binomial) test, two-sided */
-	const char *test; /* "mcnemar_exact", or "mcnemar_chi2_cc" past 2^32 discordant pairs */
+	const char *test; /* "mcnemar_exact", or "mcnemar_chi2_cc" past MCNEMAR_EXACT_MAX pairs */
 
 	const char *notes[4]; /* why something is missing, static strings */
 	size_t nnotes;
@@ -92,8 +92,12 @@ void shadow_stats_summary(const struct shadow_stats *s, struct shadow_summary *o
  * 95%): *lo and *hi. Returns 0, or -1 when n is 0 or k > n. */
 int shadow_stats_wilson(uint64_t k, uint64_t n, double z, double *lo, double *hi);
 
-/* McNemar's exact two-sided p-value from the discordant counts b and c (see above); *test
- * gets the name of the test used. */
+/* Discordant pairs up to which McNemar's test is the exact binomial one. */
+#define MCNEMAR_EXACT_MAX 1000000u
+
+/* McNemar's exact two-sided p-value from the discordant counts b and c (see above), or past
+ * MCNEMAR_EXACT_MAX pairs the continuity-corrected chi-square; *test gets the name of the test
+ * used. */
 double shadow_stats_mcnemar(uint64_t b, uint64_t c, const char **test);
 
 #endif

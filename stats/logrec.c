@@ -728,8 +728,7 @@ enum logrec_parse logrec_parse(const char *line, size_t len, struct logrec *out,
 	if (str_is(&w.type, "request")) {
 		out->type = LOGREC_REQUEST;
 		if (!w.has_variant || w.variant.len == 0 || !w.has_status || !w.has_latency ||
-		    !isfinite(w.latency) || !(w.status >= 0 && w.status <= 999) ||
-		    w.status != floor(w.status))
+		    !isfinite(w.latency) || !status_ok(w.status))
 			return LOGREC_INVALID;
 		out->status = (int)w.status;
 		out->latency_ms = w.latency;

@@ -480,3 +480,27 @@ int render_write(FILE *f, enum render_format fmt, struct analysis *const *as,
 	}
 	return -1;
 }
+
+const char *render_rate(char *buf, size_t len, const struct shadow_stats_rate *r,
+			const char *none)
+{
+	char b1[32], b2[32], b3[32];
+
+	if (!r->has)
+		snprintf(buf, len, "%s", none);
+	else
+		snprintf(buf, len, "%s (%llu/%llu), 95%% Wilson CI [%s, %s]",
+			 render_num(b1, sizeof(b1), true, r->rate, 4), (unsigned long long)r->k,
+			 (unsigned long long)r->n, render_num(b2, sizeof(b2), true, r->ci_low, 4),
+			 render_num(b3, sizeof(b3), true, r->ci_high, 4));
+	return buf;
+}
+
+void render_side_cells(char cells[5][32], const struct shadow_stats_side *d)
+{
+	render_num(cells[0], sizeof(cells[0]), d->has, d->mean, 6);
+	render_num(cells[1], sizeof(cells[1]), d->has_sd, d->sd, 6);
+	render_num(cells[2], sizeof(cells[2]), d->has, d->p50, 5);
+	render_num(cells[3], sizeof(cells[3]), d->has, d->p95, 5);
+	render_num(cells[4], sizeof(cells[4]), d->has, d->p99, 5);
+}

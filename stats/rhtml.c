@@ -530,20 +530,6 @@ static void metric_section(FILE *f, const struct analysis *a, const struct analy
 	ci_chart(f, a, m);
 }
 
-/* One rate as "0.9 (891/990), 95% CI [0.88, 0.92]" into buf, "-" when nothing counted. */
-static const char *rate_text(char *buf, size_t len, const struct shadow_stats_rate *r)
-{
-	char b1[32], b2[32], b3[32];
-	if (!r->has)
-		snprintf(buf, len, "-");
-	else
-		snprintf(buf, len, "%s (%llu/%llu), 95%% CI [%s, %s]",
-			 render_num(b1, sizeof(b1), true, r->rate, 4), (unsigned long long)r->k,
-			 (unsigned long long)r->n, render_num(b2, sizeof(b2), true, r->ci_low, 4),
-			 render_num(b3, sizeof(b3), true, r->ci_high, 4));
-	return buf;
-}
-
 /* The shadow traffic: counts, agreement, latency table, 5xx asymmetry. */
 static void shadow_section(FILE *f, const struct shadow_summary *s)
 {
@@ -567,9 +553,9 @@ static void shadow_section(FILE *f, const struct shadow_summary *s)
 	    : strcmp(s->basis, "json_field") == 0 ? "agreement (status and json field)"
 	    : strcmp(s->basis, "body") == 0	  ? "agreement (status and body)"
 						  : "agreement (status and json field, else body)";
-	const char *r1[] = {basis, rate_text(b[0], sizeof(b[0]), &s->agreement)};
-	const char *r2[] = {"same status", rate_text(b[1], sizeof(b[1]), &s->same_status)};
-	const char *r3[] = {"same body", rate_text(b[2], sizeof(b[2]), &s->same_body)};
+	const char *r1[] = {basis, render_rate(b[0], sizeof(b[0]), &s->agreement, "-")};
+	const char *r2[] = {"same status", render_rate(b[1], sizeof(b[1]), &s->same_status, "-")};
+	const char *r3[] = {"same body", render_rate(b[2], sizeof(b[2]), &s->same_body, "-")};
 	table_row_cells(f, r1, 2, "td");
 	table_row_cells(f, r2, 2, "td");
 	table_row_cells(f, r3, 2, "td");
@@ -579,16 +565,10 @@ static void shadow_section(FILE *f, const struct shadow_summary *s)
 	const struct shadow_stats_side *sides[2] = {&s->shadow, &s->primary};
 	const char *names[2] = {"shadow", "primary"};
 	for (int i = 0; i < 2; i++) {
-		const struct shadow_stats_side *d = sides[i];
-		char n[32];
-		snprintf(n, sizeof(n), "%llu", (unsigned long long)d->n);
-		const char *cells[] = {names[i],
-				       n,
-				       render_num(b[0], sizeof(b[0]), d->has, d->mean, 6),
-				       render_num(b[1], sizeof(b[1]), d->has_sd, d->sd, 6),
-				       render_num(b[2], sizeof(b[2]), d->has, d->p50, 5),
-				       render_num(b[3], sizeof(b[3]), d->has, d->p95, 5),
-				       render_num(b[4], sizeof(b[4]), d->has, d->p99, 5)};
+		char n[32], c[5][32];
+		snprintf(n, sizeof(n), "%llu", (unsigned long long)sides[i]->n);
+		render_side_cells(c, sides[i]);
+		const char *cells[] = {names[i], n, c[0], c[1], c[2], c[3], c[4]};
 		table_row_cells(f, cells, 7, "td");
 	}
 	fputs("</table>\n<p>", f);

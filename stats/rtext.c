@@ -166,20 +166,6 @@ static void text_metric(FILE *f, const struct analysis *a, const struct analysis
 	}
 }
 
-/* "k/n" of a rate, its value and interval, into buf. */
-static const char *rate_ci(char *buf, size_t len, const struct shadow_stats_rate *r)
-{
-	char b1[32], b2[32], b3[32];
-	if (!r->has)
-		snprintf(buf, len, "- (0 compared)");
-	else
-		snprintf(buf, len, "%s (%llu/%llu), 95%% Wilson CI [%s, %s]",
-			 render_num(b1, sizeof(b1), true, r->rate, 4), (unsigned long long)r->k,
-			 (unsigned long long)r->n, render_num(b2, sizeof(b2), true, r->ci_low, 4),
-			 render_num(b3, sizeof(b3), true, r->ci_high, 4));
-	return buf;
-}
-
 /* The failure reasons as "timeout 8, connect 2" into buf. */
 static const char *reasons(char *buf, size_t len, const struct shadow_summary *s)
 {
@@ -247,7 +233,7 @@ static const char *diff_line(char *buf, size_t len, const struct shadow_summary 
 
 static void text_shadow(FILE *f, const struct shadow_summary *s)
 {
-	char line[1280], b1[64], b2[64], b3[64], b4[64], b5[64], b6[1024];
+	char line[1280], b1[64], b2[64], b6[1024];
 	snprintf(line, sizeof(line),
 		 "shadow traffic: %llu mirrored, %llu compared, %llu failed%s%s%s",
 		 (unsigned long long)s->records, (unsigned long long)s->compared,
@@ -260,7 +246,7 @@ static void text_shadow(FILE *f, const struct shadow_summary *s)
 			"  %llu answers could not be compared (primary incomplete or too large)\n",
 			(unsigned long long)s->not_comparable);
 	snprintf(line, sizeof(line), "agreement (%s): %s", basis_words(s),
-		 rate_ci(b6, sizeof(b6), &s->agreement));
+		 render_rate(b6, sizeof(b6), &s->agreement, "- (0 compared)"));
 	wrap(f, "  ", line, 4);
 	snprintf(line, sizeof(line), "same status %s; same body %s",
 		 render_num(b1, sizeof(b1), s->same_status.has, s->same_status.rate, 4),
@@ -275,13 +261,10 @@ static void text_shadow(FILE *f, const struct shadow_summary *s)
 	const struct shadow_stats_side *sides[2] = {&s->shadow, &s->primary};
 	const char *names[2] = {"shadow", "primary"};
 	for (int i = 0; i < 2; i++) {
-		const struct shadow_stats_side *d = sides[i];
+		char c[5][32];
+		render_side_cells(c, sides[i]);
 		fprintf(f, "  %-20s %10llu %12s %12s %11s %11s %11s\n", names[i],
-			(unsigned long long)d->n, render_num(b1, sizeof(b1), d->has, d->mean, 6),
-			render_num(b2, sizeof(b2), d->has_sd, d->sd, 6),
-			render_num(b3, sizeof(b3), d->has, d->p50, 5),
-			render_num(b4, sizeof(b4), d->has, d->p95, 5),
-			render_num(b5, sizeof(b5), d->has, d->p99, 5));
+			(unsigned long long)sides[i]->n, c[0], c[1], c[2], c[3], c[4]);
 	}
 	wrap(f, "  ", diff_line(line, sizeof(line), s), 4);
 	wrap(f, "  ", errors_line(line, sizeof(line), s), 4);
@@ -373,7 +356,7 @@ static void md_cell(FILE *f, const char *s)
 
 static void md_shadow(FILE *f, const struct shadow_summary *s)
 {
-	char line[512], b1[64], b2[64], b3[64], b4[64], b5[64], b6[1024];
+	char line[512], b1[64], b2[64], b6[1024];
 	fprintf(f, "\n### Shadow traffic\n\n%llu mirrored, %llu compared, %llu failed",
 		(unsigned long long)s->records, (unsigned long long)s->compared,
 		(unsigned long long)s->failed);
@@ -386,7 +369,7 @@ static void md_shadow(FILE *f, const struct shadow_summary *s)
 		fprintf(f, ", %llu not comparable", (unsigned long long)s->not_comparable);
 	fputs(".\n\n", f);
 	fprintf(f, "- agreement (%s): %s\n", basis_words(s),
-		rate_ci(b6, sizeof(b6), &s->agreement));
+		render_rate(b6, sizeof(b6), &s->agreement, "- (0 compared)"));
 	fprintf(f, "- same status %s; same body %s\n",
 		render_num(b1, sizeof(b1), s->same_status.has, s->same_status.rate, 4),
 		render_num(b2, sizeof(b2), s->same_body.has, s->same_body.rate, 4));
@@ -398,13 +381,10 @@ static void md_shadow(FILE *f, const struct shadow_summary *s)
 	const struct shadow_stats_side *sides[2] = {&s->shadow, &s->primary};
 	const char *names[2] = {"shadow", "primary"};
 	for (int i = 0; i < 2; i++) {
-		const struct shadow_stats_side *d = sides[i];
+		char c[5][32];
+		render_side_cells(c, sides[i]);
 		fprintf(f, "| %s | %llu | %s | %s | %s | %s | %s |\n", names[i],
-			(unsigned long long)d->n, render_num(b1, sizeof(b1), d->has, d->mean, 6),
-			render_num(b2, sizeof(b2), d->has_sd, d->sd, 6),
-			render_num(b3, sizeof(b3), d->has, d->p50, 5),
-			render_num(b4, sizeof(b4), d->has, d->p95, 5),
-			render_num(b5, sizeof(b5), d->has, d->p99, 5));
+			(unsigned long long)sides[i]->n, c[0], c[1], c[2], c[3], c[4]);
 	}
 	if (s->nnotes) {
 		fputs("\n> ", f);

@@ -69,6 +69,8 @@ static int count_failure(struct shadow_stats *s, const struct logrec *rec)
 {
 	const char *why = rec->has_error && rec->error.len > 0 ? rec->error.s : "unknown";
 	size_t len = rec->has_error && rec->error.len > 0 ? rec->error.len : strlen("unknown");
+	/* reasons are kept as C strings: one with an escaped NUL is known by what precedes it */
+	len = strnlen(why, len);
 	for (size_t i = 0; i < s->nreasons; i++)
 		if (strlen(s->reason[i]) == len && memcmp(s->reason[i], why, len) == 0) {
 			s->reason_n[i]++;
@@ -165,17 +167,23 @@ int shadow_stats_wilson(uint64_t k, uint64_t n, double z, double *lo, double *hi
 double shadow_stats_mcnemar(uint64_t b, uint64_t c, const char **test)
 {
 	uint64_t n = b + c, m = b < c ? b : c;
-	if (n > UINT_MAX) {
-		/* beyond what the binomial CDF takes: the continuity-corrected chi-square, which
-		 * agrees with the exact test to many digits at such counts */
+	double p = NAN;
+
+	htest_init(); /* GSL must report, not abort, when the binomial CDF gives up */
+	if (n <= MCNEMAR_EXACT_MAX) {
+		*test = "mcnemar_exact";
+		if (n == 0 || b == c)
+			return 1.0;
+		p = 2 * gsl_cdf_binomial_P((unsigned)m, 0.5, (unsigned)n);
+	}
+	if (isnan(p)) {
+		/* past what the binomial CDF sums reliably (it returns NaN near the middle from
+		 * about 10^7 pairs): the continuity-corrected chi-square, which agrees with the
+		 * exact test to about 1e-8 relative at 10^6 pairs */
 		double d = fabs((double)b - (double)c) - 1;
 		*test = "mcnemar_chi2_cc";
 		return d <= 0 ? 1.0 : htest_chi2_sf(d * d / (double)n, 1);
 	}
-	*test = "mcnemar_exact";
-	if (n == 0 || b == c)
-		return 1.0;
-	double p = 2 * gsl_cdf_binomial_P((unsigned)m, 0.5, (unsigned)n);
 	return !(p < 1) ? 1.0 : p > 0 ? p : 0.0;
 }
 

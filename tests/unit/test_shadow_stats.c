@@ -71,6 +71,16 @@ static void test_mcnemar(void)
 		CHECK_REL(shadow_stats_mcnemar(v[i].b, v[i].c, &test), v[i].p, 1e-10);
 		CHECK_STR(test, "mcnemar_exact");
 	}
+	/* Past 10^6 pairs the continuity-corrected chi-square (scipy.stats.chi2.sf); the exact
+	 * binomial p (scipy.stats.binomtest) is beside it: 0.9498227832109561 and, at the
+	 * boundary, 0.8422627570516182. */
+	const char *test = NULL;
+	CHECK_REL(shadow_stats_mcnemar(5000100, 4999900, &test), 0.9498227827950041, 1e-10);
+	CHECK_STR(test, "mcnemar_chi2_cc");
+	CHECK_REL(shadow_stats_mcnemar(500100, 499900, &test), 0.8422627570516182, 1e-9); /* GSL sums 10^6 terms */
+	CHECK_STR(test, "mcnemar_exact");
+	CHECK_REL(shadow_stats_mcnemar(500101, 499900, &test), 0.8414806593302748, 1e-10);
+	CHECK_STR(test, "mcnemar_chi2_cc");
 }
 
 static char scratch[4096];
