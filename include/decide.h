@@ -35,6 +35,8 @@ struct decide_state {
 
 /* A state for an experiment of that shape (owned by the caller: decide_state_free), or NULL. */
 struct decide_state *decide_state_new(size_t nvariants, size_t nmetrics);
+/* A copy of st (owned by the caller), or NULL (memory). */
+struct decide_state *decide_state_copy(const struct decide_state *st);
 void decide_state_free(struct decide_state *st);
 
 /*

@@ -8,6 +8,10 @@
  *   GET  /experiments/NAME/report      the live report (?format=json|text|md|html)
  *   POST /reload                       reload the configuration file
  *   POST /outcomes                     record outcome events (one JSON object or an array)
+ *   POST /experiments/NAME/promote     rollout commands (also rollback, pause, resume); an
+ *                                      unknown command is 400, an experiment without a
+ *                                      rollout 409
+ * With admin.token_file, every request needs the bearer token (401 without it).
  */
 #include <math.h>
 #include <stdio.h>

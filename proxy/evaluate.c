@@ -187,12 +187,10 @@ struct analysis *evaluate_now(const struct conf_experiment *e)
 		decide_run(a, NULL);
 		return a;
 	}
-	/* this evaluation counts on a copy: the streaks belong to the periodic ones */
-	struct decide_state *copy = decide_state_new(e->nvariants, e->nmetrics);
-	if (copy != NULL && w->state != NULL && w->state->nvariants == copy->nvariants &&
-	    w->state->nmetrics == copy->nmetrics)
-		memcpy(copy->streak, w->state->streak,
-		       copy->nvariants * copy->nmetrics * sizeof(*copy->streak));
+	/* this evaluation counts on a copy: the streaks belong to the periodic ones (a state of
+	 * another shape is reset by decide_run) */
+	struct decide_state *copy = w->state != NULL ? decide_state_copy(w->state)
+						     : decide_state_new(e->nvariants, e->nmetrics);
 	decide_run(a, copy);
 	decide_state_free(copy);
 	return a;

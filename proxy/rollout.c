@@ -89,16 +89,19 @@ static bool load(struct rollout_rt *rt, const struct conf_rollout *r)
 	const cJSON *step = cJSON_GetObjectItem(doc, "step");
 	const cJSON *status = cJSON_GetObjectItem(doc, "status");
 	const cJSON *w = cJSON_GetObjectItem(doc, "canary_weight");
+	int st = -1;
+	for (int i = 0; cJSON_IsString(status) && i < 4; i++)
+		if (strcmp(status->valuestring, status_names[i]) == 0)
+			st = i;
+	/* an unknown status is damage, not "running": that could send traffic back to a
+	 * canary that was rolled back */
 	bool ok = cJSON_IsString(exp) && strcmp(exp->valuestring, rt->exp) == 0 &&
-		  cJSON_IsNumber(step) && cJSON_IsString(status) && cJSON_IsNumber(w) &&
-		  w->valuedouble >= 0 && w->valuedouble <= 100;
+		  cJSON_IsNumber(step) && step->valuedouble >= 0 && step->valuedouble <= 1e6 &&
+		  st >= 0 && cJSON_IsNumber(w) && w->valuedouble >= 0 && w->valuedouble <= 100;
 	if (ok) {
 		int s = (int)step->valuedouble - 1;
-		rt->step = s < -1 ? -1 : s >= (int)r->nsteps ? (int)r->nsteps - 1 : s;
-		rt->status = ROLLOUT_RUNNING;
-		for (int i = 0; i < 4; i++)
-			if (strcmp(status->valuestring, status_names[i]) == 0)
-				rt->status = (enum rollout_status)i;
+		rt->step = s >= (int)r->nsteps ? (int)r->nsteps - 1 : s;
+		rt->status = (enum rollout_status)st;
 		atomic_store(&rt->canary_bp, (uint32_t)(w->valuedouble * 100 + 0.5));
 		log_info("rollout %s: resumed from %s at step %d (%s, canary %.2f%%)", rt->exp,
 			 rt->state_file, rt->step + 1, status_names[rt->status], w->valuedouble);
@@ -244,18 +247,21 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	conf_unref(c);
 }
 
+/* (Re)arms the stepping timer when its period changed: a reload that keeps it keeps the
+ * count-down, so frequent reloads cannot hold a rollout at its step. */
 static void arm(struct rollout_rt *rt, const struct conf_experiment *e)
 {
-	if (rt->timer == NULL)
-		rt->timer = event_new(ro.base, -1, EV_PERSIST, tick_cb, rt);
-	if (rt->timer == NULL)
+	uint32_t want = e->rollout.autostep ? e->rollout.interval_s : 0; /* 0: not stepping */
+
+	if (rt->timer == NULL && (rt->timer = event_new(ro.base, -1, EV_PERSIST, tick_cb, rt)) == NULL)
+		return;
+	if (want == rt->interval_s)
 		return;
 	event_del(rt->timer);
-	rt->interval_s = e->rollout.interval_s;
-	if (!e->rollout.autostep)
-		return;
-	struct timeval tv = {e->rollout.interval_s, 0};
-	event_add(rt->timer, &tv);
+	rt->interval_s = 0;
+	struct timeval tv = {(time_t)want, 0};
+	if (want != 0 && event_add(rt->timer, &tv) == 0)
+		rt->interval_s = want; /* on failure the next reload tries again */
 }
 
 void rollout_init(struct event_base *base, struct outlog *ol)
@@ -290,6 +296,13 @@ int rollout_apply(struct conf *c)
 			set_step(rt, &e->rollout, 0);
 			log_info("rollout %s: starts at step 1 of %zu (canary %.2f%%)", e->name,
 				 e->rollout.nsteps, e->rollout.steps[0]);
+			save(rt);
+		} else if (!fresh && rt->step >= (int)e->rollout.nsteps) {
+			/* the reload took steps away: the index moves to the new last step (the
+			 * weight in force stays until the next step or command) */
+			log_warnx("rollout %s: step %d no longer exists; now at step %zu of %zu",
+				  e->name, rt->step + 1, e->rollout.nsteps, e->rollout.nsteps);
+			rt->step = (int)e->rollout.nsteps - 1;
 			save(rt);
 		} else if (!fresh && e->variants[1].weight_bp != atomic_load(&rt->canary_bp)) {
 			log_info("rollout %s: the YAML weights are ignored while the rollout runs "
@@ -347,11 +360,17 @@ static char *message(const char *key, const char *value, const struct rollout_rt
 
 int rollout_command(const struct conf *c, const char *exp, const char *cmd, char **body)
 {
-	const struct conf_experiment *e = NULL;
+	static const char *const cmds[] = {"promote", "rollback", "pause", "resume"};
+	bool known = false;
 
-	for (size_t i = 0; i < c->nexperiments && e == NULL; i++)
-		if (strcmp(c->experiments[i].name, exp) == 0)
-			e = &c->experiments[i];
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		known |= strcmp(cmd, cmds[i]) == 0;
+	if (!known) {
+		*body = message("error", "unknown command: use promote, rollback, pause or resume",
+				NULL);
+		return 400;
+	}
+	const struct conf_experiment *e = conf_experiment_find(c, exp);
 	if (e == NULL) {
 		*body = message("error", "no such experiment", NULL);
 		return 404;
@@ -382,7 +401,7 @@ int rollout_command(const struct conf *c, const char *exp, const char *cmd, char
 		rt->status = ROLLOUT_PAUSED;
 		log_info("rollout %s: paused by hand at step %d", rt->exp, rt->step + 1);
 		save(rt);
-	} else if (strcmp(cmd, "resume") == 0) {
+	} else { /* resume */
 		if (rt->status == ROLLOUT_RUNNING || rt->status == ROLLOUT_PROMOTED) {
 			*body = message("error", "the rollout is not paused or rolled back", rt);
 			return 409;
@@ -396,9 +415,6 @@ int rollout_command(const struct conf *c, const char *exp, const char *cmd, char
 			log_info("rollout %s: resumed by hand at step %d", rt->exp, rt->step + 1);
 			save(rt);
 		}
-	} else {
-		*body = message("error", "use promote, rollback, pause or resume", NULL);
-		return 404;
 	}
 	*body = message("result", "ok", rt);
 	return 200;

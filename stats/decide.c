@@ -25,6 +25,15 @@ struct decide_state *decide_state_new(size_t nvariants, size_t nmetrics)
 	return st;
 }
 
+struct decide_state *decide_state_copy(const struct decide_state *st)
+{
+	struct decide_state *c = decide_state_new(st->nvariants, st->nmetrics);
+
+	if (c != NULL)
+		memcpy(c->streak, st->streak, st->nvariants * st->nmetrics * sizeof(*c->streak));
+	return c;
+}
+
 void decide_state_free(struct decide_state *st)
 {
 	if (st == NULL)

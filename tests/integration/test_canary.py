@@ -369,6 +369,8 @@ def test_manual_commands_act_at_once_and_are_logged(procs, tmp_path):
     refused("promote", exp="plain")
     refused("rollback", exp="plain")
     refused("promote", exp="no-such-experiment", code=404)
+    refused("frobnicate", code=400)
+    refused("frobnicate", exp="plain", code=400)
 
     lines = rollout_lines(proxy)
     for want in ("paused by hand at step 1", "resumed by hand at step 1",
