@@ -30,6 +30,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 enum http_parse {
 	HTTP_OK = 0,      /* the head is complete; msg->head_len says how long it is */
@@ -169,5 +170,45 @@ void http_chunked_reset(struct http_chunked *c);
  * On HTTP_ERROR and HTTP_TOO_LARGE *used is unspecified: the body cannot be forwarded anyway.
  */
 enum http_parse http_chunked_feed(struct http_chunked *c, const char *buf, size_t len, size_t *used);
+
+/*
+ * Case-insensitive comparison of A[0..n) with the literal LIT[0..n) of lower-case letters,
+ * digits and '-', where A is a field name or value the parser has vetted. OR-ing 0x20 lowers
+ * a letter and leaves digits and '-' alone; the only other bytes it maps onto a literal's are
+ * control characters, which no vetted name or value holds (HT becomes ')'). So whole words
+ * are compared at once, the last one overlapping the one before.
+ */
+static inline bool http_ieq_lit(const char *a, const char *lit, size_t n)
+{
+	const uint64_t case8 = 0x2020202020202020ull;
+	const uint32_t case4 = 0x20202020u;
+	uint64_t x, y;
+	uint32_t u, v;
+
+	if (n >= 8) {
+		for (size_t i = 0; i + 8 < n; i += 8) {
+			memcpy(&x, a + i, 8);
+			memcpy(&y, lit + i, 8);
+			if ((x | case8) != y)
+				return false;
+		}
+		memcpy(&x, a + n - 8, 8);
+		memcpy(&y, lit + n - 8, 8);
+		return (x | case8) == y;
+	}
+	if (n >= 4) {
+		memcpy(&u, a, 4);
+		memcpy(&v, lit, 4);
+		if ((u | case4) != v)
+			return false;
+		memcpy(&u, a + n - 4, 4);
+		memcpy(&v, lit + n - 4, 4);
+		return (u | case4) == v;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (((uint8_t)a[i] | 0x20) != (uint8_t)lit[i])
+			return false;
+	return true;
+}
 
 #endif

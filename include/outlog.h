@@ -22,6 +22,9 @@
 struct outlog;
 struct outlog_buf;
 
+/* The bound on queued bytes when outlog_open() is given 0 (log.max_pending_bytes). */
+#define OUTLOG_DEFAULT_MAX_PENDING (64u << 20)
+
 /*
  * Opens (appends to, creating it 0640 if needed) PATH and starts the writer thread.
  * fsync_ms = 0 never fsyncs. max_pending is the bound on queued bytes (0: 64 MiB).

@@ -61,8 +61,6 @@ void upstream_health_result(int server, bool ok, uint32_t rise, uint32_t fall);
 /* May a request go to server now? (true when up, or when a down server's probe is due: the
  * first caller after the back-off gets true and the next back-off starts) */
 bool upstream_server_usable(int server);
-/* Milliseconds until a down server's next probe (0 when up or due). */
-uint64_t upstream_server_retry_ms(int server);
 uint64_t upstream_error_count(int server, enum upstream_err why);
 bool upstream_server_up(int server);
 const char *upstream_err_name(enum upstream_err why);

@@ -27,6 +27,7 @@
 
 #include "conf.h"
 #include "log.h"
+#include "outlog.h"
 
 #define MAX_FILE_BYTES (16u << 20)
 #define MAX_DEPTH 32
@@ -1553,7 +1554,7 @@ static void conf_defaults(struct conf *conf)
 	conf->workers = 1;
 	conf->drain_timeout_ms = 10000;
 	conf->log_fsync_ms = 200;
-	conf->log_max_pending = 64u << 20;
+	conf->log_max_pending = OUTLOG_DEFAULT_MAX_PENDING;
 	conf->limits.max_header_bytes = 16384;
 	conf->limits.max_headers = 100;
 	conf->limits.max_request_line = 8192;

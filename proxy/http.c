@@ -104,49 +104,9 @@ static inline uint8_t lower(uint8_t c)
 	return (unsigned)(c - 'A') < 26u ? (uint8_t)(c | 0x20) : c;
 }
 
-/*
- * Case-insensitive comparison of A[0..n) with the literal LIT[0..n) of lower-case letters,
- * digits and '-', where A is a field name or value the parser has vetted. OR-ing 0x20 lowers
- * a letter and leaves digits and '-' alone; the only other bytes it maps onto a literal's are
- * control characters, which no vetted name or value holds (HT becomes ')'). So whole words
- * are compared at once, the last one overlapping the one before.
- */
-static bool ieq_lit(const uint8_t *a, const char *lit, size_t n)
-{
-	const uint64_t case8 = 0x2020202020202020ull;
-	const uint32_t case4 = 0x20202020u;
-	uint64_t x, y;
-	uint32_t u, v;
-
-	if (n >= 8) {
-		for (size_t i = 0; i + 8 < n; i += 8) {
-			memcpy(&x, a + i, 8);
-			memcpy(&y, lit + i, 8);
-			if ((x | case8) != y)
-				return false;
-		}
-		memcpy(&x, a + n - 8, 8);
-		memcpy(&y, lit + n - 8, 8);
-		return (x | case8) == y;
-	}
-	if (n >= 4) {
-		memcpy(&u, a, 4);
-		memcpy(&v, lit, 4);
-		if ((u | case4) != v)
-			return false;
-		memcpy(&u, a + n - 4, 4);
-		memcpy(&v, lit + n - 4, 4);
-		return (u | case4) == v;
-	}
-	for (size_t i = 0; i < n; i++)
-		if ((a[i] | 0x20) != (uint8_t)lit[i])
-			return false;
-	return true;
-}
-
 static bool span_is(const uint8_t *b, struct http_span s, const char *lit, size_t n)
 {
-	return s.len == n && ieq_lit(b + s.off, lit, n);
+	return s.len == n && http_ieq_lit((const char *)b + s.off, lit, n);
 }
 
 #define SPAN_IS(b, s, lit) span_is((b), (s), (lit), sizeof(lit) - 1)

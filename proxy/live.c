@@ -406,7 +406,7 @@ void live_publish(struct live_shard *sh)
 		d->dur_sum = 0;
 		if (d->acc != NULL && entry_set_layout(p, &d->layout) == 0) {
 			/* a newer step empties the published figures; older data is dropped */
-			if (d->epoch != p->epoch && (int32_t)(d->epoch - p->epoch) > 0) {
+			if ((int32_t)(d->epoch - p->epoch) > 0) {
 				acc_reset(p->acc);
 				p->epoch = d->epoch;
 			}
@@ -573,14 +573,16 @@ static struct shadow_entry *shadow_find(const char *exp)
 int live_shadow_record(const char *exp, const char *line, size_t len)
 {
 	struct logrec rec;
-	char *scratch = malloc(len + 1);
+	char buf[4096]; /* a shadow record fits (shadow.c bounds it well below this) */
+	char *scratch = len < sizeof(buf) ? buf : malloc(len + 1);
 	int rc = -1;
 
 	if (scratch == NULL)
 		return -1;
 	if (logrec_parse(line, len, &rec, scratch, len + 1) != LOGREC_OK ||
 	    rec.type != LOGREC_SHADOW) {
-		free(scratch);
+		if (scratch != buf)
+			free(scratch);
 		return -1;
 	}
 	pthread_mutex_lock(&shadow_lock);
@@ -601,7 +603,8 @@ int live_shadow_record(const char *exp, const char *line, size_t len)
 	if (en != NULL)
 		rc = shadow_stats_add(en->st, &rec) < 0 ? -1 : 0;
 	pthread_mutex_unlock(&shadow_lock);
-	free(scratch);
+	if (scratch != buf)
+		free(scratch);
 	return rc;
 }
 

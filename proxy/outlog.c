@@ -45,7 +45,6 @@
 #include "log.h"
 #include "outlog.h"
 
-#define OUTLOG_DEFAULT_PENDING (64u << 20) /* max_pending when the caller passes 0 */
 #define OUTLOG_DEFAULT_BUF (64u << 10)	   /* staging size when the caller passes 0 */
 #define OUTLOG_FREE_MAX (4u << 20)	   /* bytes of idle batches kept for reuse */
 #define OUTLOG_RETRY_MS 500		   /* pause before retrying a failed write(2) */
@@ -396,7 +395,7 @@ struct outlog *outlog_open(const char *path, uint32_t fsync_ms, size_t max_pendi
 	if ((ol = calloc(1, sizeof(*ol))) == NULL)
 		return NULL;
 	ol->fsync_ms = fsync_ms;
-	ol->max_pending = max_pending != 0 ? max_pending : OUTLOG_DEFAULT_PENDING;
+	ol->max_pending = max_pending != 0 ? max_pending : OUTLOG_DEFAULT_MAX_PENDING;
 	ol->tail = &ol->head;
 	atomic_init(&ol->dropped, 0);
 	atomic_init(&ol->written, 0);
@@ -997,15 +996,9 @@ static void put_str(struct out *o, const char *str, size_t len)
 		return;
 	}
 	if (plain_json(s, len)) {
-		if ((size_t)(o->end - o->p) < len + 2) {
-			o->full = true;
-			o->end = o->p;
-			return;
-		}
-		*o->p++ = '"';
-		memcpy(o->p, s, len);
-		o->p += len;
-		*o->p++ = '"';
+		put_ch(o, '"');
+		put_mem(o, s, len);
+		put_ch(o, '"');
 		return;
 	}
 	put_ch(o, '"');

@@ -94,7 +94,6 @@ struct session {
 	int server; /* registry id of the server tried last, -1 before any */
 	enum http_body req_body;
 	uint64_t req_left;
-	uint64_t req_total;
 	uint32_t req_framed; /* body bytes at in.start ready to send */
 	bool req_done;
 	struct http_chunked req_chunk;
@@ -523,16 +522,6 @@ static void local_response(struct session *s, int status, const char *reason, bo
 
 /* ---- request heads -------------------------------------------------------------------------- */
 
-/* Compares a header name with a lower-case literal of letters and '-'. OR-ing 0x20 lowers a
- * letter and leaves '-' alone; no other token character can then equal a literal's byte. */
-static inline bool name_is(const char *n, const char *lit, uint32_t len)
-{
-	for (uint32_t i = 0; i < len; i++)
-		if ((n[i] | 0x20) != lit[i])
-			return false;
-	return true;
-}
-
 /* What the rewriting needs to know of a header field, from its name alone. */
 enum hdr_kind {
 	HDR_PLAIN,
@@ -548,25 +537,25 @@ static enum hdr_kind classify(const char *n, uint32_t len)
 {
 	switch (n[0] | 0x20) {
 	case 'c':
-		return len == 10 && name_is(n, "connection", 10) ? HDR_CONNECTION : HDR_PLAIN;
+		return len == 10 && http_ieq_lit(n, "connection", 10) ? HDR_CONNECTION : HDR_PLAIN;
 	case 'e':
-		return len == 6 && name_is(n, "expect", 6) ? HDR_EXPECT : HDR_PLAIN;
+		return len == 6 && http_ieq_lit(n, "expect", 6) ? HDR_EXPECT : HDR_PLAIN;
 	case 'k':
-		return len == 10 && name_is(n, "keep-alive", 10) ? HDR_HOP : HDR_PLAIN;
+		return len == 10 && http_ieq_lit(n, "keep-alive", 10) ? HDR_HOP : HDR_PLAIN;
 	case 'p':
-		return len > 6 && name_is(n, "proxy-", 6) ? HDR_HOP : HDR_PLAIN;
+		return len > 6 && http_ieq_lit(n, "proxy-", 6) ? HDR_HOP : HDR_PLAIN;
 	case 't':
-		return (len == 2 && name_is(n, "te", 2)) || (len == 7 && name_is(n, "trailer", 7))
+		return (len == 2 && http_ieq_lit(n, "te", 2)) || (len == 7 && http_ieq_lit(n, "trailer", 7))
 			       ? HDR_HOP
 			       : HDR_PLAIN;
 	case 'u':
-		return len == 7 && name_is(n, "upgrade", 7) ? HDR_HOP : HDR_PLAIN;
+		return len == 7 && http_ieq_lit(n, "upgrade", 7) ? HDR_HOP : HDR_PLAIN;
 	case 'x':
-		if (len > 9 && name_is(n, "x-abgate-", 9))
+		if (len > 9 && http_ieq_lit(n, "x-abgate-", 9))
 			return HDR_ABGATE;
-		if (len == 15 && name_is(n, "x-forwarded-for", 15))
+		if (len == 15 && http_ieq_lit(n, "x-forwarded-for", 15))
 			return HDR_XFF;
-		return len == 12 && name_is(n, "x-request-id", 12) ? HDR_REQUEST_ID : HDR_PLAIN;
+		return len == 12 && http_ieq_lit(n, "x-request-id", 12) ? HDR_REQUEST_ID : HDR_PLAIN;
 	default:
 		return HDR_PLAIN;
 	}
@@ -875,7 +864,6 @@ static void start_request(struct session *s)
 	s->bytes_out = 0;
 	s->req_body = m->body;
 	s->req_framed = 0;
-	s->req_total = 0;
 	s->req_left = m->body == HTTP_BODY_LENGTH ? m->content_length : 0;
 	s->req_done = m->body == HTTP_BODY_NONE ||
 		      (m->body == HTTP_BODY_LENGTH && m->content_length == 0);
@@ -1027,7 +1015,6 @@ static bool frame_request(struct session *s)
 			shadow_request_done(s->shadow);
 	}
 	s->req_framed += take;
-	s->req_total += take;
 	s->bytes_in += take;
 	if (s->req_body == HTTP_BODY_CHUNKED &&
 	    s->req_chunk.data_bytes > sconf(s)->limits.max_body_bytes) {

@@ -118,7 +118,9 @@ struct shadow *shadow_begin(struct worker *w, struct conf *c, const struct conf_
 		return NULL;
 	if (cs->percent < 100 && (double)(worker_rand(w) % 1000000) >= cs->percent * 10000)
 		return NULL;
-	if (w->nshadows >= SHADOW_MAX_INFLIGHT || head_len < 4 || rid_len >= 80) {
+	/* a head that cannot be copied whole (with our marker) is not mirrored at all */
+	if (w->nshadows >= SHADOW_MAX_INFLIGHT || head_len < 4 || head_len - 2 + 22 > REQ_MAX ||
+	    rid_len >= 80) {
 		STAT_ADD(w->stats.shadow_dropped, 1);
 		return NULL;
 	}
@@ -459,8 +461,14 @@ static void finish(struct shadow *sh)
 			if (json_number(body, blen, cs->compare_json_field, &a) &&
 			    json_number(sh->p_body.p, plen, cs->compare_json_field, &b)) {
 				double diff = a - b;
-				snprintf(num, sizeof(num), ",\"field_diff\":%.17g,\"field_agree\":%s",
-					 diff, fabs(diff) <= cs->compare_tolerance ? "true" : "false");
+				/* two huge values of opposite signs overflow: no number to log */
+				if (isfinite(diff))
+					snprintf(num, sizeof(num),
+						 ",\"field_diff\":%.17g,\"field_agree\":%s", diff,
+						 fabs(diff) <= cs->compare_tolerance ? "true" : "false");
+				else
+					snprintf(num, sizeof(num),
+						 ",\"field_diff\":null,\"field_agree\":false");
 				o = put(o, num);
 			} else {
 				o = put(o, ",\"field_diff\":null,\"field_agree\":false");

@@ -345,7 +345,9 @@ void upstream_note_error(int server, enum upstream_err why, uint32_t fall)
 		snprintf(reason, sizeof(reason), "%u failed exchanges, last: %s", f,
 			 upstream_err_name(why));
 		pthread_mutex_lock(&health_lock);
-		mark_down(s, reason);
+		/* another thread may have marked it down since we looked: once is enough */
+		if (down || !atomic_load(&s->down))
+			mark_down(s, reason);
 		pthread_mutex_unlock(&health_lock);
 	}
 }
@@ -397,16 +399,6 @@ bool upstream_server_usable(int server)
 		return false;
 	atomic_store(&s->probing, true);
 	return true;
-}
-
-uint64_t upstream_server_retry_ms(int server)
-{
-	struct server *s = servers[server];
-
-	if (!atomic_load_explicit(&s->down, memory_order_relaxed))
-		return 0;
-	uint64_t now = mono_ms(), at = atomic_load(&s->retry_at_ms);
-	return at > now ? at - now : 0;
 }
 
 uint64_t upstream_error_count(int server, enum upstream_err why)
