@@ -86,6 +86,18 @@ static void check_record(const struct parsed *p)
 			CHECK(isfinite(r->weight[i]) && r->weight[i] >= 0);
 		}
 		break;
+	case LOGREC_SHADOW:
+		check_str(p, &r->primary_variant);
+		check_str(p, &r->error);
+		CHECK(!r->has_status || (r->status >= 0 && r->status <= 999));
+		CHECK(!r->has_primary_status || (r->primary_status >= 0 && r->primary_status <= 999));
+		CHECK(!r->has_latency || isfinite(r->latency_ms));
+		CHECK(!r->has_primary_latency || isfinite(r->primary_latency_ms));
+		CHECK(!r->has_field_diff || isfinite(r->field_diff));
+		CHECK(r->same_status >= -1 && r->same_status <= 1);
+		CHECK(r->same_body >= -1 && r->same_body <= 1);
+		CHECK(r->field_agree >= -1 && r->field_agree <= 1);
+		break;
 	default:
 		break;
 	}
@@ -138,6 +150,20 @@ static void check_same(const struct parsed *a, const struct parsed *b)
 		CHECK(x->nweights == y->nweights);
 		for (size_t i = 0; i < x->nweights; i++)
 			CHECK(str_eq(&x->wname[i], &y->wname[i]) && x->weight[i] == y->weight[i]);
+	}
+	if (x->type == LOGREC_SHADOW) {
+		CHECK(x->has_status == y->has_status && (!x->has_status || x->status == y->status));
+		CHECK(x->has_latency == y->has_latency &&
+		      (!x->has_latency || x->latency_ms == y->latency_ms));
+		CHECK(x->has_primary_status == y->has_primary_status &&
+		      (!x->has_primary_status || x->primary_status == y->primary_status));
+		CHECK(x->has_primary_latency == y->has_primary_latency &&
+		      (!x->has_primary_latency || x->primary_latency_ms == y->primary_latency_ms));
+		CHECK(x->has_field_diff == y->has_field_diff &&
+		      (!x->has_field_diff || x->field_diff == y->field_diff));
+		CHECK(x->same_status == y->same_status && x->same_body == y->same_body &&
+		      x->field_agree == y->field_agree);
+		CHECK(str_eq(&x->primary_variant, &y->primary_variant) && str_eq(&x->error, &y->error));
 	}
 }
 
