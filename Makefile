@@ -2,7 +2,7 @@
 PREFIX  ?= /usr/local
 DESTDIR ?=
 CC      ?= cc
-PKGS    := libevent libevent_pthreads libssl libcrypto libcjson gsl yaml-0.1
+PKGS    := libevent libevent_pthreads libssl libcrypto libcjson gsl yaml-0.1 liburing
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
            -Wcast-qual -Wwrite-strings -Wformat=2 -Wundef -Wvla -Wno-unused-parameter
 ifeq ($(CI),true)

@@ -44,6 +44,11 @@ void conn_event(struct conn *c, short what);
 
 ssize_t conn_read(struct conn *c, void *buf, size_t len);
 ssize_t conn_writev(struct conn *c, const struct iovec *iov, int iovcnt);
+/* Note the result n of reading into len bytes of room, or of writing total bytes, made on a
+ * plain socket by other means (errno set when n < 0), as conn_read() and conn_writev() do for
+ * their own: the readable or writable flag drops when the socket is found empty or full. */
+void conn_note_read(struct conn *c, ssize_t n, size_t len);
+void conn_note_write(struct conn *c, ssize_t n, size_t total);
 
 /* Puts TLS on an accepted socket (server side) with SSL_CTX ctx. Returns 0 or -1. */
 int conn_tls_accept(struct conn *c, void *ctx);

@@ -17,6 +17,10 @@ void proxy_accept(struct worker *w, const struct worker_listener *l);
 /* The callback upstream pools deliver their connections' edges to (owner is a session). */
 void proxy_upstream_event(void *owner, short what);
 
+/* Makes the socket writes queued during this pass of the event loop, together, and runs
+ * their sessions on; called after every pass. */
+void proxy_flush(struct worker *w);
+
 /* Closes idle keep-alive sessions (drain); sessions with a request in flight finish first and
  * then close. Returns the number of sessions still open. */
 unsigned proxy_drain(struct worker *w);

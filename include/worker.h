@@ -24,6 +24,8 @@ struct outlog;
 struct outlog_buf;
 struct live_shard;
 struct upstream_pools;
+struct iobatch;
+struct iobatch_result;
 struct session;
 struct shadow;
 
@@ -109,6 +111,14 @@ struct worker {
 	uint32_t pause_ticks;
 	atomic_bool stopped;
 	struct worker_stats stats;
+
+	/* socket writes of this pass of the loop, made together once the pass is over
+	 * (proxy_flush); NULL iob: each write is made at once */
+	struct iobatch *iob;
+	struct iobatch_result *iob_res;
+	struct session **wq;     /* sessions with a write waiting for the flush */
+	struct session **wq_run; /* the ones being flushed */
+	uint32_t nwq, nwq_run, wq_cap;
 };
 
 /* Creates worker id with its own event base and listeners for every listen address of conf.

@@ -144,10 +144,7 @@ ssize_t conn_read(struct conn *c, void *buf, size_t len)
 		do
 			n = read(c->fd, buf, len);
 		while (n < 0 && errno == EINTR);
-		/* a short read drained the socket: the next data brings a new edge (a FIN that came
-		 * with this data brought EV_CLOSED, and then the next read returns 0) */
-		if (n < 0 ? errno == EAGAIN : (n > 0 && (size_t)n < len && !c->peer_closed))
-			c->readable = false;
+		conn_note_read(c, n, len);
 		return n;
 	}
 	if (c->tls_sniff) {
@@ -170,6 +167,20 @@ ssize_t conn_read(struct conn *c, void *buf, size_t len)
 	return tls_fail(c, r, true);
 }
 
+void conn_note_write(struct conn *c, ssize_t n, size_t total)
+{
+	if (n < 0 ? errno == EAGAIN : (size_t)n < total)
+		c->writable = false;
+}
+
+void conn_note_read(struct conn *c, ssize_t n, size_t len)
+{
+	/* a short read drained the socket: the next data brings a new edge (a FIN that came
+	 * with this data brought EV_CLOSED, and then the next read returns 0) */
+	if (n < 0 ? errno == EAGAIN : (n > 0 && (size_t)n < len && !c->peer_closed))
+		c->readable = false;
+}
+
 ssize_t conn_writev(struct conn *c, const struct iovec *iov, int iovcnt)
 {
 	ssize_t n;
@@ -181,8 +192,7 @@ ssize_t conn_writev(struct conn *c, const struct iovec *iov, int iovcnt)
 		do
 			n = writev(c->fd, iov, iovcnt);
 		while (n < 0 && errno == EINTR);
-		if (n < 0 ? errno == EAGAIN : (size_t)n < total)
-			c->writable = false;
+		conn_note_write(c, n, total);
 		return n;
 	}
 	/* One TLS record carries as much as fits: gather up to 16 KiB first. A write that had to

@@ -33,6 +33,7 @@
 #include "conn.h"
 #include "http.h"
 #include "httpd.h"
+#include "iobatch.h"
 #include "live.h"
 #include "log.h"
 #include "net.h"
@@ -97,6 +98,10 @@ struct session {
 	uint32_t req_framed; /* body bytes at in.start ready to send */
 	bool req_done;
 	struct http_chunked req_chunk;
+
+	uint8_t wq_want;  /* WQ_CLIENT/WQ_UPSTREAM: writes waiting for the end of the pass */
+	bool wq_in_run;   /* wq_idx indexes w->wq_run (being flushed), not w->wq */
+	int32_t wq_idx;   /* position in the worker's write queue, -1 when not queued */
 
 	struct upconn *u;
 	struct shadow *shadow; /* the request's shadow copy while the exchange runs, or NULL */
@@ -1088,6 +1093,200 @@ static bool frame_response(struct session *s)
 	return moved;
 }
 
+/* ---- batched writes -------------------------------------------------------------------------- */
+
+/*
+ * With an io_uring batch (w->iob), a plain socket's write is not made where the session loop
+ * finds bytes to send: the session joins the worker's write queue and its loop goes on as if
+ * the socket were full. After the pass of the event loop, proxy_flush() builds each queued
+ * write from the session's buffers as they are then, makes them all in one system call, hands
+ * each session its result as a direct write would have, and runs the session again. The
+ * bytes are read only between building and the results, while no session code runs.
+ */
+/* what a session waits for, and the low bits of a batch tag (above them: its wq_run index) */
+enum { OP_CLIENT_R, OP_UPSTREAM_R, OP_CLIENT_W, OP_UPSTREAM_W, OP_BITS = 2 };
+enum {
+	WQ_CLIENT_R = 1 << OP_CLIENT_R,
+	WQ_UPSTREAM_R = 1 << OP_UPSTREAM_R,
+	WQ_CLIENT_W = 1 << OP_CLIENT_W,
+	WQ_UPSTREAM_W = 1 << OP_UPSTREAM_W,
+};
+
+static uint32_t client_read_room(struct session *s);
+static bool client_got(struct session *s, ssize_t n);
+static uint32_t upstream_read_room(struct session *s);
+static bool upstream_got(struct session *s, ssize_t n);
+static int upstream_iov(const struct session *s, struct iovec *iov);
+static bool upstream_wrote(struct session *s, ssize_t w);
+static int client_iov(const struct session *s, struct iovec *iov);
+static bool client_wrote(struct session *s, ssize_t w);
+
+static bool batchable(const struct session *s, const struct conn *c)
+{
+	return s->w->iob != NULL && c->tls == NULL;
+}
+
+static bool wq_grow(struct worker *w)
+{
+	uint32_t cap = w->wq_cap ? 2 * w->wq_cap : 64;
+	struct session **a = realloc(w->wq, cap * sizeof(*a));
+	if (a == NULL)
+		return false;
+	w->wq = a;
+	struct session **b = realloc(w->wq_run, cap * sizeof(*b));
+	if (b == NULL)
+		return false;
+	w->wq_run = b;
+	w->wq_cap = cap;
+	return true;
+}
+
+/* Queues operation `what` (WQ_*) for the flush. Returns false (no progress) so the loop goes on
+ * as if the socket had nothing to give or take; when the queue cannot grow, it is done at once. */
+static bool wq_add(struct session *s, uint8_t what)
+{
+	struct worker *w = s->w;
+
+	if (s->wq_want == 0) {
+		if (w->nwq == w->wq_cap && !wq_grow(w)) {
+			struct iovec iov[2];
+			switch (what) {
+			case WQ_CLIENT_R:
+				return client_got(s, conn_read(&s->c, s->in.p + s->in.end,
+							       client_read_room(s)));
+			case WQ_UPSTREAM_R:
+				return upstream_got(s, conn_read(&s->u->c, s->uin.p + s->uin.end,
+								 upstream_read_room(s)));
+			case WQ_CLIENT_W:
+				return client_wrote(s, conn_writev(&s->c, iov, client_iov(s, iov)));
+			default:
+				return upstream_wrote(s, conn_writev(&s->u->c, iov, upstream_iov(s, iov)));
+			}
+		}
+		s->wq_idx = (int32_t)w->nwq;
+		s->wq_in_run = false;
+		w->wq[w->nwq++] = s;
+	}
+	s->wq_want |= what;
+	return false;
+}
+
+static void wq_forget(struct session *s)
+{
+	if (s->wq_idx >= 0)
+		(s->wq_in_run ? s->w->wq_run : s->w->wq)[s->wq_idx] = NULL;
+	s->wq_idx = -1;
+	s->wq_want = 0;
+}
+
+/* Makes the batch and hands each result to its session: reads first, since a read appends to a
+ * buffer a write in the same batch may empty (and emptying rewinds it). */
+static void wq_results(struct worker *w)
+{
+	unsigned n = iobatch_submit(w->iob, w->iob_res);
+
+	for (int writes = 0; writes < 2; writes++) {
+		for (unsigned i = 0; i < n; i++) {
+			const struct iobatch_result *r = &w->iob_res[i];
+			unsigned op = (unsigned)(r->tag & ((1u << OP_BITS) - 1));
+			if ((op >= OP_CLIENT_W) != (writes != 0))
+				continue;
+			struct session *s = w->wq_run[r->tag >> OP_BITS];
+			ssize_t res = r->res;
+			if (res < 0) {
+				errno = -r->res;
+				res = -1;
+			}
+			switch (op) {
+			case OP_CLIENT_R:
+				conn_note_read(&s->c, res, r->total);
+				client_got(s, res);
+				break;
+			case OP_UPSTREAM_R:
+				conn_note_read(&s->u->c, res, r->total);
+				upstream_got(s, res);
+				break;
+			case OP_CLIENT_W:
+				conn_note_write(&s->c, res, r->total);
+				client_wrote(s, res);
+				break;
+			default:
+				conn_note_write(&s->u->c, res, r->total);
+				upstream_wrote(s, res);
+			}
+		}
+	}
+}
+
+static uint64_t wq_tag(uint32_t i, unsigned op)
+{
+	return (uint64_t)i << OP_BITS | op;
+}
+
+/* Queues one session's operation in the batch, making the batch first when it is full. */
+static void wq_send(struct worker *w, int fd, const struct iovec *iov, int n, uint64_t tag)
+{
+	if (!iobatch_send(w->iob, fd, iov, n, tag)) {
+		wq_results(w);
+		iobatch_send(w->iob, fd, iov, n, tag);
+	}
+}
+
+static void wq_recv(struct worker *w, int fd, void *buf, uint32_t len, uint64_t tag)
+{
+	if (!iobatch_recv(w->iob, fd, buf, len, tag)) {
+		wq_results(w);
+		iobatch_recv(w->iob, fd, buf, len, tag);
+	}
+}
+
+void proxy_flush(struct worker *w)
+{
+	while (w->nwq > 0) {
+		struct session **t = w->wq_run;
+		w->wq_run = w->wq;
+		w->wq = t;
+		w->nwq_run = w->nwq;
+		w->nwq = 0;
+		clock_tick(w);
+		for (uint32_t i = 0; i < w->nwq_run; i++) {
+			struct session *s = w->wq_run[i];
+			if (s == NULL)
+				continue;
+			s->wq_in_run = true;
+			uint8_t want = s->wq_want;
+			s->wq_want = 0;
+			/* each built from the session as it is now, reads first: making room
+			 * for a read may move a buffer's bytes, which a write then points to */
+			struct iovec iov[2];
+			uint32_t room;
+			int n;
+			if ((want & WQ_CLIENT_R) && (room = client_read_room(s)) > 0)
+				wq_recv(w, s->c.fd, s->in.p + s->in.end, room, wq_tag(i, OP_CLIENT_R));
+			if ((want & WQ_UPSTREAM_R) && (room = upstream_read_room(s)) > 0)
+				wq_recv(w, s->u->c.fd, s->uin.p + s->uin.end, room,
+					wq_tag(i, OP_UPSTREAM_R));
+			if ((want & WQ_CLIENT_W) && s->c.writable && (n = client_iov(s, iov)) > 0)
+				wq_send(w, s->c.fd, iov, n, wq_tag(i, OP_CLIENT_W));
+			struct upconn *u = s->u;
+			if ((want & WQ_UPSTREAM_W) && u != NULL && u->c.writable && !u->connecting &&
+			    (n = upstream_iov(s, iov)) > 0)
+				wq_send(w, u->c.fd, iov, n, wq_tag(i, OP_UPSTREAM_W));
+		}
+		wq_results(w);
+		for (uint32_t i = 0; i < w->nwq_run; i++) {
+			struct session *s = w->wq_run[i];
+			if (s == NULL)
+				continue;
+			w->wq_run[i] = NULL;
+			s->wq_idx = -1;
+			s->wq_in_run = false;
+			session_run(s);
+		}
+		w->nwq_run = 0;
+	}
+}
+
 /* ---- upstream I/O -------------------------------------------------------------------------- */
 
 /* The upstream failed before a response head arrived: retry where that is safe, else answer
@@ -1156,8 +1355,22 @@ static bool write_upstream(struct session *s)
 		u->connecting = false;
 		s->t_upstream = now_us(s->w);
 	}
+	if (s->wq_want & WQ_UPSTREAM_W)
+		return false;
 	struct iovec iov[2];
+	int n = upstream_iov(s, iov);
+	if (n == 0)
+		return false;
+	if (batchable(s, &u->c))
+		return wq_add(s, WQ_UPSTREAM_W);
+	return upstream_wrote(s, conn_writev(&u->c, iov, n));
+}
+
+/* What the upstream socket should take next: the rewritten head, then framed body bytes. */
+static int upstream_iov(const struct session *s, struct iovec *iov)
+{
 	int n = 0;
+
 	if (buf_len(&s->uout) > 0) {
 		iov[n].iov_base = s->uout.p + s->uout.start;
 		iov[n++].iov_len = buf_len(&s->uout);
@@ -1166,9 +1379,12 @@ static bool write_upstream(struct session *s)
 		iov[n].iov_base = s->in.p + s->in.start;
 		iov[n++].iov_len = s->req_framed;
 	}
-	if (n == 0)
-		return false;
-	ssize_t w = conn_writev(&u->c, iov, n);
+	return n;
+}
+
+/* Takes the result of writing upstream_iov() to the upstream (errno set when w < 0). */
+static bool upstream_wrote(struct session *s, ssize_t w)
+{
 	if (w < 0) {
 		if (errno == EAGAIN)
 			return false;
@@ -1189,18 +1405,36 @@ static bool write_upstream(struct session *s)
 	return true;
 }
 
-static bool read_upstream(struct session *s)
+/* Room for the next upstream read at the end of uin; 0 when there is nothing to read now, or
+ * the client has not taken what we have. */
+static uint32_t upstream_read_room(struct session *s)
 {
 	struct upconn *u = s->u;
 
 	if (u == NULL || !u->c.readable || u->connecting || s->upstream_eof)
-		return false;
+		return 0;
 	if (!buf_ensure(s, &s->uin))
+		return 0;
+	return buf_room(s, &s->uin);
+}
+
+static bool read_upstream(struct session *s)
+{
+	if (s->wq_want & WQ_UPSTREAM_R)
 		return false;
-	uint32_t room = buf_room(s, &s->uin);
+	uint32_t room = upstream_read_room(s);
 	if (room == 0)
-		return false; /* the client has not taken what we have: wait for it */
-	ssize_t n = conn_read(&u->c, s->uin.p + s->uin.end, room);
+		return false;
+	if (batchable(s, &s->u->c))
+		return wq_add(s, WQ_UPSTREAM_R);
+	return upstream_got(s, conn_read(&s->u->c, s->uin.p + s->uin.end, room));
+}
+
+/* Takes the result of reading into the end of uin (errno set when n < 0). */
+static bool upstream_got(struct session *s, ssize_t n)
+{
+	struct upconn *u = s->u;
+
 	if (n > 0) {
 		s->uin.end += (uint32_t)n;
 		s->got_any = true;
@@ -1350,20 +1584,35 @@ static bool handle_response_head(struct session *s)
 
 /* ---- client I/O ---------------------------------------------------------------------------- */
 
-static bool read_client(struct session *s)
+/* Room for the next client read at the end of `in`; 0 when nothing is to be read now. */
+static uint32_t client_read_room(struct session *s)
 {
 	if (!s->c.readable || s->client_eof || s->state == ST_LOCAL)
-		return false;
+		return 0;
 	/* a request body must still be read when the connection closes after this response;
 	 * the next request need not be */
 	if (s->close_after && (s->state != ST_PROXY || s->req_done))
-		return false;
+		return 0;
 	if (!buf_ensure(s, &s->in))
+		return 0;
+	return buf_room(s, &s->in);
+}
+
+static bool read_client(struct session *s)
+{
+	if (s->wq_want & WQ_CLIENT_R)
 		return false;
-	uint32_t room = buf_room(s, &s->in);
+	uint32_t room = client_read_room(s);
 	if (room == 0)
 		return false;
-	ssize_t n = conn_read(&s->c, s->in.p + s->in.end, room);
+	if (batchable(s, &s->c))
+		return wq_add(s, WQ_CLIENT_R);
+	return client_got(s, conn_read(&s->c, s->in.p + s->in.end, room));
+}
+
+/* Takes the result of reading into the end of `in` (errno set when n < 0). */
+static bool client_got(struct session *s, ssize_t n)
+{
 	if (n > 0) {
 		s->in.end += (uint32_t)n;
 		s->t_client = now_us(s->w);
@@ -1384,13 +1633,11 @@ static bool read_client(struct session *s)
 	return true;
 }
 
-static bool write_client(struct session *s)
+/* What the client socket should take next: our response head, then framed body bytes. */
+static int client_iov(const struct session *s, struct iovec *iov)
 {
-	struct iovec iov[2];
 	int n = 0;
 
-	if (!s->c.writable)
-		return false;
 	if (buf_len(&s->out) > 0) {
 		iov[n].iov_base = s->out.p + s->out.start;
 		iov[n++].iov_len = buf_len(&s->out);
@@ -1399,9 +1646,26 @@ static bool write_client(struct session *s)
 		iov[n].iov_base = s->uin.p + s->uin.start;
 		iov[n++].iov_len = s->resp_framed;
 	}
+	return n;
+}
+
+static bool write_client(struct session *s)
+{
+	struct iovec iov[2];
+
+	if (!s->c.writable || (s->wq_want & WQ_CLIENT_W))
+		return false;
+	int n = client_iov(s, iov);
 	if (n == 0)
 		return false;
-	ssize_t w = conn_writev(&s->c, iov, n);
+	if (batchable(s, &s->c))
+		return wq_add(s, WQ_CLIENT_W);
+	return client_wrote(s, conn_writev(&s->c, iov, n));
+}
+
+/* Takes the result of writing client_iov() to the client (errno set when w < 0). */
+static bool client_wrote(struct session *s, ssize_t w)
+{
 	if (w < 0) {
 		if (errno == EAGAIN)
 			return false;
@@ -1533,6 +1797,7 @@ static void session_free(struct session *s)
 {
 	struct worker *w = s->w;
 
+	wq_forget(s);
 	if (s->u != NULL) {
 		upstream_release(s->u, false);
 		s->u = NULL;
@@ -1597,6 +1862,7 @@ void proxy_accept(struct worker *w, const struct worker_listener *l)
 		s->c.fd = fd;
 		s->c.writable = true;
 		s->server = -1;
+		s->wq_idx = -1;
 		s->ip_len = (uint8_t)net_addr_str((struct sockaddr *)&ss, s->ip, sizeof(s->ip));
 		s->t_client = s->t_head = now_us(w);
 		s->c.name = s->ip;

@@ -4,12 +4,14 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
 #include <unistd.h>
 
 #include "conf.h"
+#include "iobatch.h"
 #include "live.h"
 #include "log.h"
 #include "net.h"
@@ -24,6 +26,7 @@
 #define ACCEPT_PAUSE_MS 100
 #define BUF_POOL_MAX 1024
 #define MAX_IDLE_PER_SERVER 512
+#define WORKER_BATCH 256 /* socket writes made in one system call, at most */
 
 enum { WAKE_DRAIN = 1, WAKE_STOP = 2 };
 
@@ -291,7 +294,21 @@ static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 
-	event_base_dispatch(w->base);
+	/* The batch of socket writes is made here, by the thread that submits to it. Without
+	 * it (no io_uring, or no memory), each write is made at once. */
+	char why[128];
+	if ((w->iob_res = calloc(WORKER_BATCH, sizeof(*w->iob_res))) == NULL)
+		snprintf(why, sizeof(why), "out of memory");
+	else
+		w->iob = iobatch_new(WORKER_BATCH, why, sizeof(why));
+	if (w->iob == NULL && w->id == 0)
+		log_info("socket writes are made one at a time (%s)", why);
+	/* one pass of the loop at a time: the writes it queued are made together after it */
+	while (event_base_loop(w->base, EVLOOP_ONCE) == 0) {
+		proxy_flush(w);
+		if (event_base_got_break(w->base))
+			break;
+	}
 	proxy_close_all(w);
 	shadow_close_all(w);
 	if (w->olb != NULL)
@@ -343,6 +360,10 @@ void worker_free(struct worker *w)
 	outlog_buf_free(w->alb);
 	live_shard_free(w->live);
 	upstream_pools_free(w->pools);
+	iobatch_free(w->iob);
+	free(w->iob_res);
+	free(w->wq);
+	free(w->wq_run);
 	free(w->rr);
 	while (w->retired != NULL) {
 		struct gen *g = w->retired;

@@ -6,7 +6,7 @@
 #   scripts/deps.sh bench    also the benchmark peers
 set -eu
 
-build_pkgs="gcc make pkg-config libevent-dev libssl-dev libcjson-dev libgsl-dev libyaml-dev"
+build_pkgs="gcc make pkg-config libevent-dev libssl-dev libcjson-dev libgsl-dev libyaml-dev liburing-dev"
 test_pkgs="curl wrk openssl python3 python3-pytest python3-scipy prometheus clang libclang-rt-14-dev chromium"
 bench_pkgs="wrk nginx-light haproxy strace python3-pandas time"
 
