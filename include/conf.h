@@ -167,6 +167,7 @@ struct conf {
 	struct conf_addr admin_addr;  /* default 127.0.0.1:9901 */
 	char *admin_token_file;       /* NULL: no authentication */
 	uint32_t workers;             /* default 1 */
+	bool io_uring;                /* batch each loop pass's socket I/O (default true) */
 	uint32_t drain_timeout_ms;    /* default 10000 */
 
 	char *log_error;              /* "stderr" default */

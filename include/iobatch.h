@@ -27,9 +27,10 @@ struct iobatch_result {
 	uint32_t total; /* bytes offered (write) or room given (read) */
 };
 
-/* A batch of at most depth operations; NULL when the kernel does not offer io_uring (why says
- * why, for the log). */
-struct iobatch *iobatch_new(unsigned depth, char *why, size_t whylen);
+/* A batch of at most depth operations made in one io_uring call; NULL when the kernel does not
+ * offer io_uring (why says why, for the log). With ring false, the batch makes its operations
+ * one by one with sendmsg() and recv() (the fallback, on its own: for tests). */
+struct iobatch *iobatch_new(unsigned depth, bool ring, char *why, size_t whylen);
 void iobatch_free(struct iobatch *b);
 
 /* Queues a write of iov[0..iovcnt) to fd (iovcnt <= IOBATCH_MAX_IOV), or a read of up to len

@@ -36,6 +36,7 @@ struct server_stats {
 	uint32_t sessions;      /* client connections open, all workers */
 	uint32_t active;        /* of which with a request in flight */
 	uint32_t workers;
+	uint32_t io_uring_workers; /* of which batch their socket I/O through io_uring */
 	uint64_t shadow_compared, shadow_failed, shadow_dropped;
 };
 void server_stats_get(struct server_stats *st);

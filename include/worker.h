@@ -115,6 +115,7 @@ struct worker {
 	/* socket writes of this pass of the loop, made together once the pass is over
 	 * (proxy_flush); NULL iob: each write is made at once */
 	struct iobatch *iob;
+	atomic_bool io_uring_on; /* iob is in use (for the metrics) */
 	struct iobatch_result *iob_res;
 	struct session **wq;     /* sessions with a write waiting for the flush */
 	struct session **wq_run; /* the ones being flushed */

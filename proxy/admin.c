@@ -421,10 +421,15 @@ static void handle_metrics(struct httpd_req *req)
 		"abgate_connections{state=\"idle\"} %u\n"
 		"# HELP abgate_workers Event-loop threads.\n"
 		"# TYPE abgate_workers gauge\n"
-		"abgate_workers %u\n",
+		"abgate_workers %u\n"
+		"# HELP abgate_io_uring_workers Event-loop threads making each pass's socket reads "
+		"and writes in one io_uring call (the others make one call each).\n"
+		"# TYPE abgate_io_uring_workers gauge\n"
+		"abgate_io_uring_workers %u\n",
 		(unsigned long long)st.reloads_ok, (unsigned long long)st.reloads_failed,
 		(unsigned long long)c->generation, (unsigned long long)st.log_dropped, st.active,
-		st.sessions >= st.active ? st.sessions - st.active : 0, st.workers);
+		st.sessions >= st.active ? st.sessions - st.active : 0, st.workers,
+		st.io_uring_workers);
 	fprintf(f,
 		"# HELP abgate_shadow_requests_total Mirrored requests, by result (compared, failed: "
 		"error or timeout, dropped: not sent, queue full or request too large).\n"

@@ -1552,6 +1552,7 @@ static void conf_defaults(struct conf *conf)
 	conf->generation = 1;
 	atomic_init(&conf->refs, 1);
 	conf->workers = 1;
+	conf->io_uring = true;
 	conf->drain_timeout_ms = 10000;
 	conf->log_fsync_ms = 200;
 	conf->log_max_pending = OUTLOG_DEFAULT_MAX_PENDING;
@@ -1592,8 +1593,9 @@ static int conf_fill_defaults(struct ctx *c, struct conf *conf)
 
 static int compile_root(struct ctx *c, const struct node *root, struct conf *conf)
 {
-	static const char *const keys[] = {"listen",	  "admin",  "workers",	"drain_timeout_ms",
-					   "log",	  "limits", "backends", "default_backend",
+	static const char *const keys[] = {"listen",   "admin",		  "workers",
+					   "io_uring", "drain_timeout_ms", "log",
+					   "limits",   "backends",	  "default_backend",
 					   "experiments", NULL};
 	const struct node *backends;
 
@@ -1613,6 +1615,8 @@ static int compile_root(struct ctx *c, const struct node *root, struct conf *con
 			rc = compile_admin(c, v, conf);
 		else if (strcmp(k, "workers") == 0)
 			rc = get_u32(c, v, "workers", 1, 64, &conf->workers);
+		else if (strcmp(k, "io_uring") == 0)
+			rc = get_bool(c, v, "io_uring", &conf->io_uring);
 		else if (strcmp(k, "drain_timeout_ms") == 0)
 			rc = get_u32(c, v, "drain_timeout_ms", 0, 3600000, &conf->drain_timeout_ms);
 		else if (strcmp(k, "log") == 0)

@@ -23,17 +23,23 @@ struct iobatch_op {
 struct iobatch {
 	struct io_uring ring;
 	unsigned depth, n;
-	bool broken; /* io_uring failed once: operations go call by call from then on */
+	bool ring_up; /* the ring was set up (and is to be torn down) */
+	bool broken;  /* no ring, or it failed once: operations go call by call */
 	struct iobatch_op *ops;
 };
 
-struct iobatch *iobatch_new(unsigned depth, char *why, size_t whylen)
+struct iobatch *iobatch_new(unsigned depth, bool ring, char *why, size_t whylen)
 {
 	struct iobatch *b = calloc(1, sizeof(*b));
 
 	if (b == NULL || (b->ops = calloc(depth, sizeof(*b->ops))) == NULL) {
 		snprintf(why, whylen, "out of memory");
 		goto fail;
+	}
+	b->depth = depth;
+	if (!ring) {
+		b->broken = true;
+		return b;
 	}
 	/* one thread submits; completions are reaped only right after submitting */
 	int r = io_uring_queue_init(depth, &b->ring,
@@ -45,7 +51,7 @@ struct iobatch *iobatch_new(unsigned depth, char *why, size_t whylen)
 		snprintf(why, whylen, "io_uring: %s", strerror(-r));
 		goto fail;
 	}
-	b->depth = depth;
+	b->ring_up = true;
 	return b;
 fail:
 	if (b != NULL)
@@ -58,7 +64,8 @@ void iobatch_free(struct iobatch *b)
 {
 	if (b == NULL)
 		return;
-	io_uring_queue_exit(&b->ring);
+	if (b->ring_up)
+		io_uring_queue_exit(&b->ring);
 	free(b->ops);
 	free(b);
 }

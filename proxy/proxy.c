@@ -239,6 +239,12 @@ static enum timeout_result check_timeouts(struct session *s, uint64_t now, uint6
 	const struct conf_limits *lim = &s->w->cur->conf->limits;
 	uint64_t d = UINT64_MAX;
 
+	if (s->wq_want != 0) {
+		/* I/O of this pass is still to be made (an idle client's new request, say): the
+		 * session runs again right after it, and its deadlines are weighed then */
+		*next = 0;
+		return TO_NONE;
+	}
 	if (s->gen != NULL)
 		lim = &sconf(s)->limits;
 #define DEADLINE(base, ms) ((base) + (uint64_t)(ms) * 1000u)
@@ -1757,7 +1763,7 @@ static void session_run(struct session *s)
 		return;
 	}
 	if (s->c.fd >= 0 && !s->client_eof && s->state == ST_HEAD && buf_len(&s->in) == 0 &&
-	    s->w->draining) {
+	    s->wq_want == 0 && s->w->draining) {
 		session_free(s);
 		return;
 	}
@@ -1897,7 +1903,7 @@ unsigned proxy_drain(struct worker *w)
 
 	for (; s != NULL; s = next) {
 		next = s->next;
-		if (s->state == ST_HEAD && buf_len(&s->in) == 0)
+		if (s->state == ST_HEAD && buf_len(&s->in) == 0 && s->wq_want == 0)
 			session_free(s);
 		else
 			s->close_after = true;

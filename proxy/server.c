@@ -89,6 +89,7 @@ void server_stats_get(struct server_stats *st)
 		st->shadow_compared += STAT_GET(w->stats.shadow_compared);
 		st->shadow_failed += STAT_GET(w->stats.shadow_failed);
 		st->shadow_dropped += STAT_GET(w->stats.shadow_dropped);
+		st->io_uring_workers += atomic_load(&w->io_uring_on) ? 1 : 0;
 	}
 }
 
@@ -224,6 +225,8 @@ int server_reload(char *err, size_t errlen)
 		log_warnx("reload: listen addresses change only with a restart");
 	if (old->workers != n->workers)
 		log_warnx("reload: the number of workers changes only with a restart");
+	if (old->io_uring != n->io_uring)
+		log_warnx("reload: io_uring changes only with a restart");
 	if ((old->log_outcomes == NULL) != (n->log_outcomes == NULL) ||
 	    (old->log_outcomes && strcmp(old->log_outcomes, n->log_outcomes) != 0) ||
 	    (old->log_access == NULL) != (n->log_access == NULL) ||

@@ -294,15 +294,23 @@ static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 
-	/* The batch of socket writes is made here, by the thread that submits to it. Without
-	 * it (no io_uring, or no memory), each write is made at once. */
+	/* The batch for socket reads and writes is made here, by the thread that submits to
+	 * it. Without it (io_uring: false, no io_uring in the kernel, no memory), each read and
+	 * write is a system call made at once. */
 	char why[128];
-	if ((w->iob_res = calloc(WORKER_BATCH, sizeof(*w->iob_res))) == NULL)
+	if (!w->cur->conf->io_uring)
+		snprintf(why, sizeof(why), "io_uring: false");
+	else if ((w->iob_res = calloc(WORKER_BATCH, sizeof(*w->iob_res))) == NULL)
 		snprintf(why, sizeof(why), "out of memory");
 	else
-		w->iob = iobatch_new(WORKER_BATCH, why, sizeof(why));
-	if (w->iob == NULL && w->id == 0)
-		log_info("socket writes are made one at a time (%s)", why);
+		w->iob = iobatch_new(WORKER_BATCH, true, why, sizeof(why));
+	atomic_store(&w->io_uring_on, w->iob != NULL);
+	if (w->id == 0) {
+		if (w->iob != NULL)
+			log_info("socket reads and writes: one io_uring call per pass of the loop");
+		else
+			log_info("socket reads and writes: one system call each (%s)", why);
+	}
 	/* one pass of the loop at a time: the writes it queued are made together after it */
 	while (event_base_loop(w->base, EVLOOP_ONCE) == 0) {
 		proxy_flush(w);

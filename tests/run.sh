@@ -3,7 +3,8 @@
 #   tests/run.sh unit|integration|asan|fuzz|all [BUILD_DIR]
 # unit: every BUILD_DIR/tests/test_* binary (each prints "name: N passed, N failed").
 # integration: pytest under /usr/bin/python3 (Debian's, with scipy) on tests/integration against
-#   BUILD_DIR/abgate.
+#   BUILD_DIR/abgate, twice: socket I/O batched through io_uring (the default), then one system
+#   call per read and write (io_uring: false).
 # asan: both tiers again against the sanitizer build (BUILD_DIR/asan: AddressSanitizer,
 #   UndefinedBehaviorSanitizer, LeakSanitizer); every report goes to a file, and any file
 #   written counts as a failure.
@@ -40,10 +41,10 @@ run_unit() {
   done
 }
 
-run_integration() {
+run_integration() { # extra pytest arguments may follow
   local out rc
   out=$(ABGATE_BIN="$(cd "$build" && pwd)/abgate" /usr/bin/python3 -m pytest -q -p no:cacheprovider \
-        tests/integration 2>&1)
+        tests/integration "$@" 2>&1)
   rc=$?
   printf '%s\n' "$out" | tail -n 60
   count "$(tail -n 1 <<<"$out")"
@@ -87,12 +88,20 @@ run_fuzz() {
   count "$(tail -n 1 <<<"$out")"
 }
 
+# The integration tier once more with the data path making one system call per socket read
+# and write (io_uring: false in every configuration the harness writes), the path taken where
+# the kernel refuses io_uring. The minute-long soak runs in the other passes only.
+run_integration_direct() {
+  echo "== integration tier, socket I/O call by call (io_uring: false) =="
+  ABGATE_TEST_IO_URING=false run_integration --deselect tests/integration/test_soak.py
+}
+
 case "$tier" in
   unit) run_unit ;;
-  integration) run_integration ;;
+  integration) run_integration; run_integration_direct ;;
   asan) run_asan ;;
   fuzz) run_fuzz ;;
-  all) run_unit; run_integration; run_asan; run_fuzz ;;
+  all) run_unit; run_integration; run_integration_direct; run_asan; run_fuzz ;;
   *) echo "tests/run.sh: unknown tier '$tier' (unit, integration, asan, fuzz, all)" >&2; exit 1 ;;
 esac
 

@@ -3,6 +3,7 @@ duration histogram, reload counters, upstream errors and backend health; the out
 `promtool check metrics`, and a real Prometheus server scrapes it."""
 
 import json
+import os
 import subprocess
 import time
 import urllib.parse
@@ -38,6 +39,19 @@ def start(procs, models, make_config):
     cfg = make_config({"model-a": a.addr, "model-b": b.addr, "model-dead": dead}, [exp],
                       default_backend="model-a")
     return procs.proxy(cfg), exp, dead
+
+
+def io_uring_expected(proxy):
+    """Workers batching through io_uring, as the error log's start line says: 1 unless the
+    configuration turned it off (the call-by-call test pass) or the kernel refused it."""
+    log = proxy.log()
+    if "one io_uring call per pass" in log:
+        assert os.environ.get("ABGATE_TEST_IO_URING") != "false", log
+        return 1
+    assert "socket reads and writes: one system call each (" in log, log
+    if os.environ.get("ABGATE_TEST_IO_URING") == "false":
+        assert "one system call each (io_uring: false)" in log, log
+    return 0
 
 
 def scrape(proxy):
@@ -158,6 +172,7 @@ def test_metrics_after_known_traffic(procs, models, make_config):
     assert up_of(s, "model-b", b.addr) == 1
     assert metric_value(s, "abgate_outcome_log_dropped_total") == 0
     assert metric_value(s, "abgate_workers") == 1
+    assert metric_value(s, "abgate_io_uring_workers") == io_uring_expected(proxy), text
     assert metric_value(s, "abgate_connections", state="active") is not None
     assert metric_value(s, "abgate_connections", state="idle") is not None
 
@@ -226,3 +241,21 @@ def test_prometheus_scrapes_the_admin_metrics(procs, models, make_config, tmp_pa
     up = prom_query(port, 'up{job="abgate"}')["data"]["result"]
     assert [float(r["value"][1]) for r in up] == [1.0], up
     assert prom.stop(timeout=10) == 0 or not prom.alive()
+
+
+def test_io_uring_off_makes_one_call_each_and_says_so(procs, models, make_config):
+    """io_uring: false: the worker makes a system call per read and write, the start line
+    says why, the gauge reads 0, and requests are served the same."""
+    a, b = models
+    exp = Experiment("ranker", [("control", "model-a", 50), ("treatment", "model-b", 50)])
+    cfg = make_config({"model-a": a.addr, "model-b": b.addr}, [exp], extra="io_uring: false\n")
+    proxy = procs.proxy(cfg)
+    users = users_of(exp, "control", 3, "u") + users_of(exp, "treatment", 3, "v")
+    send(proxy, users)
+    text, s = scrape_until(proxy, lambda s: sum(
+        v for l, v in metric_series(s, "abgate_requests_total")) == len(users))
+    assert metric_value(s, "abgate_io_uring_workers") == 0, text
+    assert "socket reads and writes: one system call each (io_uring: false)" in proxy.log()
+    for v in ("control", "treatment"):
+        assert metric_value(s, "abgate_requests_total", experiment="ranker", variant=v,
+                            code="200") == 3, text

@@ -38,6 +38,7 @@ static const char full_yaml[] =
     "  addr: 127.0.0.1:19901\n"
     "  token_file: conf/admin.token\n"
     "workers: 4\n"
+    "io_uring: off\n"
     "drain_timeout_ms: 5000\n"
     "log:\n"
     "  error: var/error.log\n"
@@ -132,6 +133,7 @@ static void test_full(void)
 	CHECK_INT(port_of(&c->admin_addr), 19901);
 	CHECK_STR(c->admin_token_file, "conf/admin.token");
 	CHECK_INT(c->workers, 4);
+	CHECK(!c->io_uring);
 	CHECK_INT(c->drain_timeout_ms, 5000);
 
 	CHECK_STR(c->log_error, "var/error.log");
@@ -195,7 +197,7 @@ static void test_full(void)
 	if (e == NULL)
 		goto out;
 	CHECK_STR(e->name, "ranker-v2");
-	CHECK_INT(e->line, 40);
+	CHECK_INT(e->line, 41);
 	CHECK_STR(e->match_path_prefix, "/predict");
 	CHECK_STR(e->match_host, "api.example.com");
 	CHECK_STR(e->match_method, "POST");
@@ -270,7 +272,7 @@ static void test_full(void)
 	/* The second experiment takes every default. */
 	e = &c->experiments[1];
 	CHECK_STR(e->name, "three-way");
-	CHECK_INT(e->line, 59);
+	CHECK_INT(e->line, 60);
 	CHECK(e->match_path_prefix == NULL && e->match_host == NULL && e->match_method == NULL);
 	CHECK_INT(e->unit, CONF_UNIT_COOKIE);
 	CHECK_STR(e->unit_name, "uid");
@@ -335,6 +337,7 @@ static void test_defaults(void)
 	CHECK_INT(port_of(&c->admin_addr), 9901);
 	CHECK(c->admin_token_file == NULL);
 	CHECK_INT(c->workers, 1);
+	CHECK(c->io_uring);
 	CHECK_INT(c->drain_timeout_ms, 10000);
 	CHECK_STR(c->log_error, "stderr");
 	CHECK_STR(c->log_level, "info");
@@ -421,6 +424,7 @@ static const struct bad_case {
     /* Unknown, duplicate and missing keys. */
     {BACKENDS "lisen: []\n",
      "t.yaml:5:1: unknown key \"lisen\" in the configuration (allowed: listen, admin, workers, "
+     "io_uring, "
      "drain_timeout_ms, log, limits, backends, default_backend, experiments)"},
     {BACKENDS "limits: {max_header_byte: 100}\n",
      "t.yaml:5:10: unknown key \"max_header_byte\" in limits (allowed: max_header_bytes, "
@@ -614,6 +618,8 @@ static const struct bad_case {
      "t.yaml:5:15: admin.addr \"127.0.0.1:8080\" is also a listen address"},
     {BACKENDS "listen:\n  - addr: 127.0.0.1:8443\n    tls: {cert: server.crt}\n",
      "t.yaml:7:10: listen.tls needs both cert and key (missing key)"},
+    {BACKENDS "io_uring: sometimes\n",
+     "t.yaml:5:11: io_uring: expected true or false, got \"sometimes\""},
     {BACKENDS "log: {level: loud}\n",
      "t.yaml:5:14: log.level must be one of error|warn|info|debug (got \"loud\")"},
 };
