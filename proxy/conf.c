@@ -1521,6 +1521,11 @@ static int compile_experiment(struct ctx *c, const struct node *m, const struct 
 	if ((n = map_get(m, "rollout")) != NULL &&
 	    compile_rollout(c, map_keynode(m, "rollout"), n, e) < 0)
 		return -1;
+	const struct node *d = map_get(m, "decision");
+	if (n != NULL && d != NULL && d->kind == NODE_MAP && map_get(d, "interval_s") != NULL)
+		return fail(c, map_get(d, "interval_s"),
+			    "decision.interval_s does not apply to a rollout: its guardrails are "
+			    "evaluated at the end of each step (rollout.interval_s)");
 	/* the request path uses these lengths on every request */
 	e->name_len = strlen(e->name);
 	e->unit_name_len = strlen(e->unit_name);

@@ -88,7 +88,7 @@ static const char full_yaml[] =
     "         guardrail: true, margin: 0.05, max: 500}\n"
     "      - {name: click, kind: binary, source: outcome, goal: increase, primary: true}\n"
     "    decision: {alpha: 0.01, min_samples: 1000, srm_alpha: 0.0001, sequential: true,\n"
-    "               on_srm: rollback, sequential_n: 2500, interval_s: 30}\n"
+    "               on_srm: rollback, sequential_n: 2500}\n"
     "    rollout: {steps: [1, 5, 12.5, 50, 100], interval_s: 300, auto: true,\n"
     "              state_file: var/rollout.state}\n"
     "  - name: three-way\n"
@@ -254,7 +254,7 @@ static void test_full(void)
 	CHECK(e->decision.sequential);
 	CHECK(e->decision.on_srm_rollback);
 	CHECK(e->decision.sequential_n == 2500.0);
-	CHECK_INT(e->decision.interval_s, 30);
+	CHECK_INT(e->decision.interval_s, 10); /* a rollout evaluates at each step instead */
 
 	CHECK(e->rollout.enabled);
 	CHECK_INT(e->rollout.nsteps, 5);
@@ -587,6 +587,9 @@ static const struct bad_case {
     {EXP_OK "    rollout: {steps: [10, 150]}\n",
      "t.yaml:11:27: rollout step must be between 0 and 100 (got 150)"},
     {EXP_OK "    rollout: {steps: []}\n", "t.yaml:11:22: rollout.steps needs at least 1 item"},
+    {EXP_OK "    decision: {interval_s: 30}\n    rollout: {steps: [50, 100]}\n",
+     "t.yaml:11:28: decision.interval_s does not apply to a rollout: its guardrails are "
+     "evaluated at the end of each step (rollout.interval_s)"},
     {BACKENDS EXP_HEAD VARIANTS_OK "      - {name: t2, backend: m3, weight: 0}\n"
 				   "    rollout: {steps: [50, 100]}\n",
      "t.yaml:12:5: rollout needs exactly 2 variants, the control and the canary (has 3)"},
