@@ -19,6 +19,7 @@
 #define ABGATE_ROLLOUT_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -57,6 +58,23 @@ void rollout_shutdown(void);
  * (malloc'd, the caller frees) in *body.
  */
 int rollout_command(const struct conf *c, const char *exp, const char *cmd, char **body);
+
+/* A rollout's state as its state file keeps it. */
+struct rollout_saved {
+	int step; /* index into the configured steps */
+	enum rollout_status status;
+	uint32_t canary_bp;
+};
+/* The state file's text for experiment exp: one JSON object (malloc'd; NULL when out of
+ * memory), such as {"experiment":"x","step":2,"status":"running","canary_weight":5}. */
+char *rollout_state_format(const char *exp, const struct rollout_saved *st);
+/* Reads a state file's text (len bytes, any bytes; whitespace may follow the object) for
+ * experiment exp configured with nsteps steps. Returns NULL and fills *out when it is exp's
+ * state (a saved step beyond the configured ones becomes the last), else why not: invalid or
+ * not one object, another experiment's, step not a whole number from 1, an unknown status, or
+ * canary_weight outside 0-100. */
+const char *rollout_state_parse(const char *text, size_t len, const char *exp, size_t nsteps,
+				struct rollout_saved *out);
 
 /* The rollout state as a JSON object string (malloc'd) for /experiments, or NULL. */
 char *rollout_state_json(const struct rollout_rt *rt);

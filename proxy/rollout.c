@@ -47,19 +47,71 @@ static const struct conf_experiment *current_exp(const struct conf *c, const str
 
 /* ---- persistence ------------------------------------------------------------------------- */
 
+char *rollout_state_format(const char *exp, const struct rollout_saved *st)
+{
+	cJSON *doc = cJSON_CreateObject();
+	cJSON_AddStringToObject(doc, "experiment", exp);
+	cJSON_AddNumberToObject(doc, "step", st->step + 1); /* 1-based, as the admin API says */
+	cJSON_AddStringToObject(doc, "status", status_names[st->status]);
+	cJSON_AddNumberToObject(doc, "canary_weight", st->canary_bp / 100.0);
+	char *text = cJSON_PrintUnformatted(doc);
+	cJSON_Delete(doc);
+	return text;
+}
+
+const char *rollout_state_parse(const char *text, size_t len, const char *exp, size_t nsteps,
+				struct rollout_saved *out)
+{
+	const char *end = NULL, *why = NULL;
+	cJSON *doc = cJSON_ParseWithLengthOpts(text, len, &end, false);
+
+	if (doc == NULL)
+		return "not valid JSON";
+	while (end < text + len && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
+		end++;
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(doc, "experiment");
+	const cJSON *step = cJSON_GetObjectItemCaseSensitive(doc, "step");
+	const cJSON *status = cJSON_GetObjectItemCaseSensitive(doc, "status");
+	const cJSON *w = cJSON_GetObjectItemCaseSensitive(doc, "canary_weight");
+	int st = -1;
+	for (int i = 0; cJSON_IsString(status) && i < 4; i++)
+		if (strcmp(status->valuestring, status_names[i]) == 0)
+			st = i;
+	if (end != text + len)
+		why = "more than one JSON value";
+	else if (!cJSON_IsObject(doc))
+		why = "not a JSON object";
+	else if (!cJSON_IsString(e))
+		why = "no experiment name";
+	else if (strcmp(e->valuestring, exp) != 0)
+		why = "another experiment's state";
+	else if (!cJSON_IsNumber(step) || !(step->valuedouble >= 1 && step->valuedouble <= 1e6) ||
+		 step->valuedouble != (double)(int)step->valuedouble)
+		why = "step missing or not a whole number from 1";
+	else if (st < 0)
+		/* damage, not "running": that could send traffic back to a canary rolled back */
+		why = "status missing or unknown";
+	else if (!cJSON_IsNumber(w) || !(w->valuedouble >= 0 && w->valuedouble <= 100))
+		why = "canary_weight missing or outside 0-100";
+	if (why == NULL) {
+		int s = (int)step->valuedouble - 1;
+		/* a configuration with fewer steps than the saved one: its last step */
+		out->step = nsteps == 0 ? 0 : s >= (int)nsteps ? (int)nsteps - 1 : s;
+		out->status = (enum rollout_status)st;
+		out->canary_bp = (uint32_t)(w->valuedouble * 100 + 0.5);
+	}
+	cJSON_Delete(doc);
+	return why;
+}
+
 static void save(const struct rollout_rt *rt)
 {
 	char tmp[4096];
 
 	if (rt->state_file == NULL)
 		return;
-	cJSON *doc = cJSON_CreateObject();
-	cJSON_AddStringToObject(doc, "experiment", rt->exp);
-	cJSON_AddNumberToObject(doc, "step", rt->step + 1); /* 1-based, as the admin API says */
-	cJSON_AddStringToObject(doc, "status", status_names[rt->status]);
-	cJSON_AddNumberToObject(doc, "canary_weight", atomic_load(&rt->canary_bp) / 100.0);
-	char *text = cJSON_PrintUnformatted(doc);
-	cJSON_Delete(doc);
+	struct rollout_saved st = {rt->step, rt->status, atomic_load(&rt->canary_bp)};
+	char *text = rollout_state_format(rt->exp, &st);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", rt->state_file);
 	FILE *f = text != NULL ? fopen(tmp, "w") : NULL;
 	bool ok = f != NULL && fprintf(f, "%s\n", text) > 0;
@@ -73,44 +125,48 @@ static void save(const struct rollout_rt *rt)
 	cJSON_free(text);
 }
 
-/* Reads the state file into rt when it names this experiment; returns true when it did. */
-static bool load(struct rollout_rt *rt, const struct conf_rollout *r)
+enum load_result { LOAD_NONE, LOAD_OK, LOAD_DAMAGED };
+
+/* Reads the state file into rt. A file that is not this experiment's state is kept aside as
+ * FILE.damaged (never overwritten: it may be another rollout's, or evidence). */
+static enum load_result load(struct rollout_rt *rt, const struct conf_rollout *r)
 {
 	char buf[4096];
+	const char *why = NULL;
 	FILE *f = fopen(rt->state_file, "r");
 
-	if (f == NULL)
-		return false;
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	cJSON *doc = cJSON_Parse(buf);
-	const cJSON *exp = cJSON_GetObjectItem(doc, "experiment");
-	const cJSON *step = cJSON_GetObjectItem(doc, "step");
-	const cJSON *status = cJSON_GetObjectItem(doc, "status");
-	const cJSON *w = cJSON_GetObjectItem(doc, "canary_weight");
-	int st = -1;
-	for (int i = 0; cJSON_IsString(status) && i < 4; i++)
-		if (strcmp(status->valuestring, status_names[i]) == 0)
-			st = i;
-	/* an unknown status is damage, not "running": that could send traffic back to a
-	 * canary that was rolled back */
-	bool ok = cJSON_IsString(exp) && strcmp(exp->valuestring, rt->exp) == 0 &&
-		  cJSON_IsNumber(step) && step->valuedouble >= 0 && step->valuedouble <= 1e6 &&
-		  st >= 0 && cJSON_IsNumber(w) && w->valuedouble >= 0 && w->valuedouble <= 100;
-	if (ok) {
-		int s = (int)step->valuedouble - 1;
-		rt->step = s >= (int)r->nsteps ? (int)r->nsteps - 1 : s;
-		rt->status = (enum rollout_status)st;
-		atomic_store(&rt->canary_bp, (uint32_t)(w->valuedouble * 100 + 0.5));
-		log_info("rollout %s: resumed from %s at step %d (%s, canary %.2f%%)", rt->exp,
-			 rt->state_file, rt->step + 1, status_names[rt->status], w->valuedouble);
+	if (f == NULL && errno == ENOENT)
+		return LOAD_NONE;
+	if (f == NULL) {
+		why = strerror(errno);
 	} else {
-		log_warnx("rollout %s: ignoring state file %s (not this experiment's, or damaged)",
-			  rt->exp, rt->state_file);
+		size_t n = fread(buf, 1, sizeof(buf), f);
+		bool err = ferror(f) != 0;
+		fclose(f);
+		struct rollout_saved st;
+		if (err)
+			why = "read error";
+		else if (n == sizeof(buf))
+			why = "larger than a state file can be";
+		else if ((why = rollout_state_parse(buf, n, rt->exp, r->nsteps, &st)) == NULL) {
+			rt->step = st.step;
+			rt->status = st.status;
+			atomic_store(&rt->canary_bp, st.canary_bp);
+			log_info("rollout %s: resumed from %s at step %d (%s, canary %.2f%%)",
+				 rt->exp, rt->state_file, rt->step + 1, status_names[rt->status],
+				 st.canary_bp / 100.0);
+			return LOAD_OK;
+		}
 	}
-	cJSON_Delete(doc);
-	return ok;
+	char aside[4096];
+	snprintf(aside, sizeof(aside), "%s.damaged", rt->state_file);
+	if (rename(rt->state_file, aside) == 0)
+		log_error("rollout %s: state file %s unusable (%s), kept as %s", rt->exp,
+			  rt->state_file, why, aside);
+	else
+		log_error("rollout %s: state file %s unusable (%s), and cannot be moved aside: %s",
+			  rt->exp, rt->state_file, why, strerror(errno));
+	return LOAD_DAMAGED;
 }
 
 /* ---- changes ------------------------------------------------------------------------------- */
@@ -290,12 +346,24 @@ int rollout_apply(struct conf *c)
 		}
 		free(rt->state_file);
 		rt->state_file = e->rollout.state_file ? strdup(e->rollout.state_file) : NULL;
-		if (fresh && (rt->state_file == NULL || !load(rt, &e->rollout))) {
+		enum load_result lr = LOAD_NONE;
+		if (fresh && rt->state_file != NULL)
+			lr = load(rt, &e->rollout);
+		if (fresh && lr == LOAD_NONE) {
 			/* a new rollout starts at its first step */
 			rt->status = ROLLOUT_RUNNING;
 			set_step(rt, &e->rollout, 0);
 			log_info("rollout %s: starts at step 1 of %zu (canary %.2f%%)", e->name,
 				 e->rollout.nsteps, e->rollout.steps[0]);
+			save(rt);
+		} else if (fresh && lr == LOAD_DAMAGED) {
+			/* where it stood is unknown: the canary gets no traffic until someone says
+			 * (resume restarts at step 1, promote goes to 100) */
+			rt->step = 0;
+			rt->status = ROLLOUT_ROLLED_BACK;
+			atomic_store(&rt->canary_bp, 0);
+			log_error("rollout %s: held with the canary at 0%% (rolled_back) until resumed "
+				  "or promoted by hand", e->name);
 			save(rt);
 		} else if (!fresh && rt->step >= (int)e->rollout.nsteps) {
 			/* the reload took steps away: the index moves to the new last step (the

@@ -8,6 +8,7 @@ Every proxy here is built from YAML written in the test (harness.YamlConfig), on
 with its outcome log, error log and state file in the test's temporary directory."""
 
 import json
+import os
 import random
 import re
 import statistics
@@ -301,6 +302,44 @@ def test_restart_resumes_at_the_same_step(procs, tmp_path):
     finally:
         traffic.stop()
     assert rollout_state(proxy2) == {"step": 2, "status": "paused", "canary_weight": 50}
+
+
+def test_damaged_state_file_is_kept_aside_and_holds_the_canary_at_0(procs, tmp_path):
+    """A state file that is not this rollout's state (here: torn mid-write, then another
+    experiment's) is never overwritten: it is moved to FILE.damaged, the error log says why, and
+    the rollout holds the canary at 0% until resumed by hand, which restarts at step 1."""
+    stable, canary = stable_and_canary(procs)
+    outcomes = str(tmp_path / "outcomes.jsonl")
+    state_file = str(tmp_path / "rollout.state")
+    cfg = YamlConfig(tmp_path / "abgate.yaml",
+                     rollout_yaml(stable.addr, canary.addr, outcomes, auto=False,
+                                  state_file=state_file),
+                     outcomes=outcomes)
+    cases = [(b'{"experiment":"%s","step":2,"sta' % EXP.encode(), "not valid JSON"),
+             (b'{"experiment":"other","step":2,"status":"running","canary_weight":50}\n',
+              "another experiment's state")]
+    for i, (damaged, why) in enumerate(cases):
+        with open(state_file, "wb") as f:
+            f.write(damaged)
+        proxy = start_proxy(procs, cfg, name="proxy-%d" % i)
+        assert rollout_state(proxy) == {"step": 1, "status": "rolled_back", "canary_weight": 0}
+        with open(state_file + ".damaged", "rb") as f:
+            assert f.read() == damaged
+        log = proxy.log()
+        assert ("rollout %s: state file %s unusable (%s), kept as %s.damaged"
+                % (EXP, state_file, why, state_file)) in log, log
+        assert "held with the canary at 0%" in log, log
+        users = ["u-%d" % i for i in range(100)]
+        assert set(variants_of(proxy.port, users).values()) == {"control"}
+        # the state saved in its place is the held one
+        with open(state_file) as f:
+            assert json.load(f) == {"experiment": EXP, "step": 1, "status": "rolled_back",
+                                    "canary_weight": 0}
+        r = command(proxy, "resume")
+        assert r.status == 200, r
+        assert rollout_state(proxy) == {"step": 1, "status": "running", "canary_weight": 10}
+        assert proxy.stop() == 0
+        os.remove(state_file + ".damaged")
 
 
 def test_manual_commands_act_at_once_and_are_logged(procs, tmp_path):
