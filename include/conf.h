@@ -123,12 +123,14 @@ struct conf_experiment {
 	char *match_path_prefix; /* NULL: any path */
 	char *match_host;        /* NULL: any host; compared case-insensitively, port ignored */
 	char *match_method;      /* NULL: any method */
+	size_t match_path_prefix_len, match_host_len, match_method_len;
 	enum conf_unit unit;
 	char *unit_name;         /* header, cookie or query-parameter name */
 	size_t unit_name_len;
 	enum conf_fallback fallback;
 	char *fallback_cookie;   /* cookie set by fallback: cookie (default: unit_name for cookie
 				    units, else "abgate_uid") */
+	size_t fallback_cookie_len;
 	char *salt;              /* default: the name */
 	size_t salt_len;
 	bool allow_force;        /* honour X-Abgate-Force-Variant */

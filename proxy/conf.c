@@ -1530,6 +1530,10 @@ static int compile_experiment(struct ctx *c, const struct node *m, const struct 
 	e->name_len = strlen(e->name);
 	e->unit_name_len = strlen(e->unit_name);
 	e->salt_len = strlen(e->salt);
+	e->match_path_prefix_len = e->match_path_prefix ? strlen(e->match_path_prefix) : 0;
+	e->match_host_len = e->match_host ? strlen(e->match_host) : 0;
+	e->match_method_len = e->match_method ? strlen(e->match_method) : 0;
+	e->fallback_cookie_len = e->fallback_cookie ? strlen(e->fallback_cookie) : 0;
 	for (size_t i = 0; i < e->nvariants; i++)
 		e->variants[i].name_len = strlen(e->variants[i].name);
 	return 0;

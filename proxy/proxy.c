@@ -691,7 +691,7 @@ static void assign_variant(struct session *s, const struct conf_experiment *e,
 	}
 	bool found = router_unit(e, m, buf, scratch, sizeof(scratch), &unit, &ulen);
 	if (!found && e->fallback == CONF_FB_COOKIE && e->unit != CONF_UNIT_COOKIE)
-		found = router_cookie(m, buf, e->fallback_cookie, strlen(e->fallback_cookie), &unit,
+		found = router_cookie(m, buf, e->fallback_cookie, e->fallback_cookie_len, &unit,
 				      &ulen);
 	if (!found) {
 		switch (e->fallback) {
@@ -1497,7 +1497,7 @@ static bool rewrite_response(struct session *s, const struct http_msg *m, const 
 	o = put_abgate_headers(s, o);
 	if (s->set_cookie) {
 		o = PUTS(o, "Set-Cookie: ");
-		o = put(o, s->exp->fallback_cookie, strlen(s->exp->fallback_cookie));
+		o = put(o, s->exp->fallback_cookie, s->exp->fallback_cookie_len);
 		*o++ = '=';
 		o = put(o, s->unit, s->unit_len);
 		o = PUTS(o, "; Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax\r\n");

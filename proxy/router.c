@@ -57,11 +57,10 @@ const struct conf_variant *router_variant_at(const struct conf_experiment *e, ui
 }
 
 /* Host without port, compared case-insensitively. */
-static bool host_matches(const char *want, const char *buf, struct http_span v)
+static bool host_matches(const char *want, size_t wl, const char *buf, struct http_span v)
 {
 	const char *p = buf + v.off;
 	size_t len = v.len;
-	size_t wl = strlen(want);
 
 	if (len > 0 && p[0] != '[') {
 		const char *colon = memchr(p, ':', len);
@@ -77,17 +76,18 @@ const struct conf_experiment *router_match(const struct conf *c, const struct ht
 	for (size_t i = 0; i < c->nexperiments; i++) {
 		const struct conf_experiment *e = &c->experiments[i];
 		if (e->match_path_prefix != NULL) {
-			size_t pl = strlen(e->match_path_prefix);
+			size_t pl = e->match_path_prefix_len;
 			if (m->path.len < pl || memcmp(buf + m->path.off, e->match_path_prefix, pl) != 0)
 				continue;
 		}
 		if (e->match_method != NULL) {
-			size_t ml = strlen(e->match_method);
+			size_t ml = e->match_method_len;
 			if (m->method_s.len != ml || memcmp(buf + m->method_s.off, e->match_method, ml) != 0)
 				continue;
 		}
 		if (e->match_host != NULL) {
-			if (m->host_idx < 0 || !host_matches(e->match_host, buf, m->hdr[m->host_idx].value))
+			if (m->host_idx < 0 || !host_matches(e->match_host, e->match_host_len, buf,
+							     m->hdr[m->host_idx].value))
 				continue;
 		}
 		return e;
