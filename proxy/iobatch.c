@@ -13,6 +13,7 @@
 
 struct iobatch_op {
 	bool recv;        /* a read into iov[0], else a write of msg */
+	bool done;        /* its result is in (while reaping) */
 	struct msghdr msg;
 	struct iovec iov[IOBATCH_MAX_IOV];
 	uint64_t tag;
@@ -41,19 +42,29 @@ struct iobatch *iobatch_new(unsigned depth, bool ring, char *why, size_t whylen)
 		b->broken = true;
 		return b;
 	}
-	/* one thread submits; completions are reaped only right after submitting */
+	/* one thread submits; completions are reaped only right after submitting. These flags
+	 * need Linux 6.0, whose sends and receives honour MSG_DONTWAIT (they never wait in the
+	 * kernel for the socket); an older kernel refuses them and gets the direct calls. */
 	int r = io_uring_queue_init(depth, &b->ring,
 				    IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN |
 					    IORING_SETUP_SUBMIT_ALL);
-	if (r == -EINVAL)
-		r = io_uring_queue_init(depth, &b->ring, 0); /* an older kernel */
 	if (r < 0) {
 		snprintf(why, whylen, "io_uring: %s", strerror(-r));
 		goto fail;
 	}
 	b->ring_up = true;
+	struct io_uring_probe *probe = io_uring_get_probe_ring(&b->ring);
+	bool ops = probe != NULL && io_uring_opcode_supported(probe, IORING_OP_SENDMSG) &&
+		   io_uring_opcode_supported(probe, IORING_OP_RECV);
+	io_uring_free_probe(probe);
+	if (!ops) {
+		snprintf(why, whylen, "io_uring without sendmsg and recv");
+		goto fail;
+	}
 	return b;
 fail:
+	if (b != NULL && b->ring_up)
+		io_uring_queue_exit(&b->ring);
 	if (b != NULL)
 		free(b->ops);
 	free(b);
@@ -155,20 +166,23 @@ unsigned iobatch_submit(struct iobatch *b, struct iobatch_result *out)
 	while (r == -EINTR);
 	unsigned taken = r < 0 ? 0 : (unsigned)r;
 	if (taken < n) {
-		/* the ring itself failed (such as ENOMEM): the writes it did not take are made
-		 * directly, and so is every write from now on */
+		/* the ring itself failed (such as ENOMEM): what it did not take is done directly,
+		 * and so is everything from now on */
 		log_warnx("io_uring took %u of %u operations (%s): socket I/O is made call by call "
 			  "from now on", taken, n, r < 0 ? strerror(-r) : "short submit");
 		b->broken = true;
 		got = send_each(b, taken, out, 0);
 	}
 	n = got + taken;
+	for (unsigned i = 0; i < taken; i++)
+		b->ops[i].done = false;
 	while (got < n) {
 		struct io_uring_cqe *cqe;
 		unsigned head, k = 0;
 		io_uring_for_each_cqe(&b->ring, head, cqe) {
 			struct iobatch_op *op = &b->ops[cqe->user_data];
 			out[got++] = (struct iobatch_result){op->tag, cqe->res, op->total};
+			op->done = true;
 			k++;
 		}
 		io_uring_cq_advance(&b->ring, k);
@@ -177,9 +191,15 @@ unsigned iobatch_submit(struct iobatch *b, struct iobatch_result *out)
 				r = io_uring_wait_cqe(&b->ring, &cqe);
 			while (r == -EINTR);
 			if (r < 0) {
-				log_warnx("io_uring wait failed (%s): socket writes are made one "
-					  "by one from now on", strerror(-r));
+				log_warnx("io_uring wait failed (%s): socket I/O is made call by call "
+					  "from now on", strerror(-r));
 				b->broken = true;
+				/* the kernel made those operations, but what they did is unknown:
+				 * their connections must not go on as if nothing happened */
+				for (unsigned i = 0; i < taken; i++)
+					if (!b->ops[i].done)
+						out[got++] = (struct iobatch_result){
+							b->ops[i].tag, -EIO, b->ops[i].total};
 				break;
 			}
 		}

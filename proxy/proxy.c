@@ -1156,13 +1156,14 @@ static bool wq_add(struct session *s, uint8_t what)
 	if (s->wq_want == 0) {
 		if (w->nwq == w->wq_cap && !wq_grow(w)) {
 			struct iovec iov[2];
+			uint32_t room;
 			switch (what) {
-			case WQ_CLIENT_R:
-				return client_got(s, conn_read(&s->c, s->in.p + s->in.end,
-							       client_read_room(s)));
+			case WQ_CLIENT_R: /* the room first: making it may move the bytes */
+				room = client_read_room(s);
+				return client_got(s, conn_read(&s->c, s->in.p + s->in.end, room));
 			case WQ_UPSTREAM_R:
-				return upstream_got(s, conn_read(&s->u->c, s->uin.p + s->uin.end,
-								 upstream_read_room(s)));
+				room = upstream_read_room(s);
+				return upstream_got(s, conn_read(&s->u->c, s->uin.p + s->uin.end, room));
 			case WQ_CLIENT_W:
 				return client_wrote(s, conn_writev(&s->c, iov, client_iov(s, iov)));
 			default:
@@ -1709,6 +1710,12 @@ static bool finish_exchange(struct session *s)
 			buf_len(&s->uin) == 0 && !s->upstream_eof;
 	if (!s->req_done)
 		s->close_after = true;
+	if (s->req_framed > 0) {
+		/* the upstream answered before taking the whole body: the rest of it is dropped
+		 * here, never read as the next request */
+		buf_consume(&s->in, s->req_framed);
+		s->req_framed = 0;
+	}
 	end_request(s, reusable);
 	return true;
 }
@@ -1903,10 +1910,15 @@ unsigned proxy_drain(struct worker *w)
 
 	for (; s != NULL; s = next) {
 		next = s->next;
-		if (s->state == ST_HEAD && buf_len(&s->in) == 0 && s->wq_want == 0)
-			session_free(s);
-		else
+		if (s->state == ST_HEAD && buf_len(&s->in) == 0) {
+			/* idle; unless a read of this pass is queued: then its request (which
+			 * the direct path would have read already) is served, with Connection:
+			 * close, or the session closes after the flush when nothing came */
+			if (s->wq_want == 0)
+				session_free(s);
+		} else {
 			s->close_after = true;
+		}
 	}
 	return STAT_GET(w->stats.sessions);
 }

@@ -49,6 +49,8 @@ struct shadow {
 	/* the shadow exchange */
 	struct upconn *u;
 	int server;
+	bool reused;        /* u came from the idle pool */
+	bool retried;       /* the copy went out again after a stale pooled connection */
 	struct event *timer;
 	struct bytes req;
 	size_t sent;
@@ -166,8 +168,14 @@ static void release(struct shadow *sh, bool reusable)
 		event_del(sh->timer);
 }
 
-static void fail(struct shadow *sh, const char *why)
+/* Ends the exchange as failed. kind (an upstream_err, or -1 for none) is the shadow server's
+ * fault, which counts toward its health like a primary request's: a dead shadow server is
+ * marked down and then skipped. */
+static void fail(struct shadow *sh, const char *why, int kind)
 {
+	if (kind >= 0)
+		upstream_note_error(sh->server, (enum upstream_err)kind,
+				    sh->e->shadow.backend->health_fall);
 	sh->failed = true;
 	sh->fail_reason = why;
 	release(sh, false);
@@ -177,7 +185,36 @@ static void fail(struct shadow *sh, const char *why)
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
-	fail(arg, "timeout");
+	fail(arg, "timeout", UPSTREAM_ERR_TIMEOUT);
+}
+
+/* The exchange failed on a kept-alive connection before any answer came: the server closed it
+ * while it was idle, which says nothing about the server. The copy goes once more, on another
+ * connection. Returns false when it cannot (already retried, or no connection). */
+static bool retry_stale(struct shadow *sh)
+{
+	const struct conf_backend *be = sh->e->shadow.backend;
+
+	if (!sh->reused || sh->retried || sh->resp.len > 0)
+		return false;
+	sh->retried = true;
+	upstream_release(sh->u, false);
+	sh->u = upstream_acquire(sh->w->pools, sh->server, be->tls_ctx, be->verify, sh,
+				 &sh->reused);
+	sh->sent = 0;
+	return sh->u != NULL;
+}
+
+/* A failure of the connection itself (write, read, close): retried once when the pooled
+ * connection was stale, else a fault of the server. Returns true when the exchange goes on. */
+static bool conn_failed(struct shadow *sh, const char *why)
+{
+	bool stale = sh->reused && sh->resp.len == 0;
+
+	if (retry_stale(sh))
+		return true;
+	fail(sh, why, stale ? -1 : UPSTREAM_ERR_CLOSED);
+	return false;
 }
 
 /* Parses the answer's head once it is in. Returns false on a malformed answer. */
@@ -245,14 +282,18 @@ static void run(struct shadow *sh)
 			if (!u->c.writable)
 				return;
 			if (net_socket_error(u->c.fd) != 0)
-				return fail(sh, "connect");
+				return fail(sh, "connect", UPSTREAM_ERR_CONNECT);
 			u->connecting = false;
 		}
 		if (sh->sent < sh->req.len && u->c.writable) {
 			struct iovec iov = {sh->req.p + sh->sent, sh->req.len - sh->sent};
 			ssize_t n = conn_writev(&u->c, &iov, 1);
-			if (n < 0 && errno != EAGAIN)
-				return fail(sh, "write");
+			if (n < 0 && errno != EAGAIN) {
+				if (!conn_failed(sh, "write"))
+					return;
+				u = sh->u;
+				continue;
+			}
 			if (n > 0) {
 				sh->sent += (size_t)n;
 				progress = true;
@@ -271,13 +312,16 @@ static void run(struct shadow *sh)
 					sh->keep_alive = false;
 					break;
 				}
-				return fail(sh, n == 0 ? "closed" : "read");
+				if (!conn_failed(sh, n == 0 ? "closed" : "read"))
+					return;
+				u = sh->u;
+				continue;
 			}
 		}
 		if (!sh->head_done && !parse_head(sh))
-			return fail(sh, "invalid response");
+			return fail(sh, "invalid response", UPSTREAM_ERR_INVALID);
 		if (sh->head_done && !frame_body(sh))
-			return fail(sh, "invalid response body");
+			return fail(sh, "invalid response body", UPSTREAM_ERR_INVALID);
 		if (sh->resp.truncated && !sh->resp_done) {
 			/* bigger than we keep: compare what we have, drop the connection */
 			sh->resp_done = true;
@@ -300,7 +344,6 @@ void shadow_request_done(struct shadow *sh)
 {
 	const struct conf_backend *be = sh->e->shadow.backend;
 	struct worker *w = sh->w;
-	bool reused;
 
 	sh->req_complete = true;
 	if (sh->dropped)
@@ -310,7 +353,8 @@ void shadow_request_done(struct shadow *sh)
 		if (!upstream_server_usable(srv->id))
 			continue;
 		sh->server = srv->id;
-		sh->u = upstream_acquire(w->pools, srv->id, be->tls_ctx, be->verify, sh, &reused);
+		sh->u = upstream_acquire(w->pools, srv->id, be->tls_ctx, be->verify, sh,
+					 &sh->reused);
 	}
 	if (sh->u == NULL) {
 		sh->failed = true;
@@ -323,7 +367,7 @@ void shadow_request_done(struct shadow *sh)
 	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 	sh->timer = evtimer_new(w->base, timer_cb, sh);
 	if (sh->timer == NULL || evtimer_add(sh->timer, &tv) < 0) {
-		fail(sh, "timer");
+		fail(sh, "timer", -1);
 		return;
 	}
 	sh->t_sent = now_us(w);

@@ -9,6 +9,7 @@ with its outcome log, error log and state file in the test's temporary directory
 
 import json
 import os
+import socket
 import random
 import re
 import statistics
@@ -16,8 +17,8 @@ import subprocess
 import threading
 import time
 
-from harness import (ABGATE_BIN, HttpConn, YamlConfig, bucket, free_port, http, metric_value,
-                     parse_prometheus, start_proxy, wait_until)
+from harness import (ABGATE_BIN, HttpConn, YamlConfig, bucket, free_port, http, metric_series,
+                     metric_value, parse_prometheus, start_proxy, wait_until)
 
 EXP = "canary-exp"
 
@@ -431,6 +432,18 @@ def shadow_yaml(backends, experiments_text, outcomes):
     return "\n".join(y) + "\nexperiments:\n" + experiments_text
 
 
+def mirrored(name, prefix, shadow, compare=None):
+    """An experiment's YAML: 50/50 on backend `model`, every request mirrored to `shadow`."""
+    return """  - name: %s
+    match: {path_prefix: %s}
+    unit: {header: X-User-Id}
+    variants:
+      - {name: control, backend: model, weight: 50}
+      - {name: treatment, backend: model, weight: 50}
+    shadow: {backend: %s, percent: 100%s}
+""" % (name, prefix, shadow, ", compare: {%s}" % compare if compare else "")
+
+
 def client_latencies(port, paths, n, nconns=4):
     """Sends n requests per path over nconns keep-alive connections, each connection
     alternating between the paths; returns {path: [seconds]} measured by the client."""
@@ -465,14 +478,7 @@ def test_slow_shadow_leaves_client_latency_alone(procs, tmp_path):
     model = procs.backend("model-a")
     slow = procs.backend("model-slow", latency_ms=300)
     outcomes = str(tmp_path / "outcomes.jsonl")
-    exps = """  - name: mirrored
-    match: {path_prefix: /mirrored}
-    unit: {header: X-User-Id}
-    variants:
-      - {name: control, backend: model, weight: 50}
-      - {name: treatment, backend: model, weight: 50}
-    shadow: {backend: slow, percent: 100}
-  - name: plain
+    exps = mirrored("mirrored", "/mirrored", "slow") + """  - name: plain
     match: {path_prefix: /plain}
     unit: {header: X-User-Id}
     variants:
@@ -627,16 +633,8 @@ def test_failing_and_erroring_shadows_in_the_report(procs, tmp_path):
     broken = procs.backend("model-broken", error_rate=1)
     dead = "127.0.0.1:%d" % free_port()
     outcomes = str(tmp_path / "outcomes.jsonl")
-    exps = ""
-    for name, backend in (("to-dead", "dead"), ("to-broken", "broken")):
-        exps += """  - name: %s
-    match: {path_prefix: /%s}
-    unit: {header: X-User-Id}
-    variants:
-      - {name: control, backend: model, weight: 50}
-      - {name: treatment, backend: model, weight: 50}
-    shadow: {backend: %s, percent: 100, compare: {json_field: score, tolerance: 0.01}}
-""" % (name, name, backend)
+    exps = "".join(mirrored(name, "/" + name, backend, "json_field: score, tolerance: 0.01")
+                   for name, backend in (("to-dead", "dead"), ("to-broken", "broken")))
     cfg = YamlConfig(tmp_path / "abgate.yaml",
                      shadow_yaml({"model": model.addr, "broken": broken.addr, "dead": dead},
                                  exps, outcomes),
@@ -650,6 +648,14 @@ def test_failing_and_erroring_shadows_in_the_report(procs, tmp_path):
                 assert r.status == 200, r  # a failing shadow never touches the client
     proxy.wait_outcomes(lambda r: r["type"] == "shadow", 2 * n, timeout=10)
     live = {name: live_report(proxy, name) for name in ("to-dead", "to-broken")}
+    # shadow failures count toward the shadow server's health as a primary's would: the dead
+    # one is marked down after its `fall` connect failures and then skipped; answering 500 is
+    # not a failure of the connection
+    m = metrics(proxy)
+    assert metric_value(m, "abgate_upstream_errors_total", backend="dead", server=dead,
+                        reason="connect") >= 3
+    assert metric_value(m, "abgate_backend_up", backend="dead", server=dead) == 0
+    assert metric_value(m, "abgate_backend_up", backend="broken", server=broken.addr) == 1
     assert proxy.stop() == 0
     recs = proxy.outcomes(lambda r: r["type"] == "shadow")
     to_dead = [r for r in recs if r["exp"] == "to-dead"]
@@ -686,3 +692,48 @@ def test_failing_and_erroring_shadows_in_the_report(procs, tmp_path):
     assert e["shadow_only"] == n and e["primary_only"] == 0
     assert e["test"] == "mcnemar_exact"
     assert abs(e["p_value"] - 2 * 0.5 ** n) <= 1e-12 * 2 * 0.5 ** n
+
+
+def test_stale_pooled_shadow_connection_is_retried_once(procs, tmp_path):
+    """A shadow server that closes a kept-alive connection on its second request, unanswered
+    (as one that timed the connection out just then): the copy goes again on a new connection,
+    every shadow is compared, and nothing counts against the server's health."""
+    model = procs.backend("model-a")
+    lock = threading.Lock()
+    served = {}
+
+    def one_per_connection(req, sock):
+        with lock:
+            n = served.get(sock, 0)
+            served[sock] = n + 1
+        if n > 0:
+            sock.shutdown(socket.SHUT_RDWR)
+            return None
+        return 200, [("Content-Type", "application/json")], b'{"score": 0.5}'
+
+    shadow = procs.upstream(one_per_connection)
+    outcomes = str(tmp_path / "outcomes.jsonl")
+    exps = mirrored("mirrored", "/predict", "shadow")
+    cfg = YamlConfig(tmp_path / "abgate.yaml",
+                     shadow_yaml({"model": model.addr, "shadow": shadow.addr}, exps, outcomes),
+                     outcomes=outcomes)
+    proxy = start_proxy(procs, cfg)
+    n = 8
+    with HttpConn(proxy.port) as c:
+        for i in range(n):
+            r = c.request("GET", "/predict", [("X-User-Id", "u-%d" % i)])
+            assert r.status == 200, r
+            # the shadow is done before the next request, so its connection is pooled
+            proxy.wait_outcomes(lambda r: r["type"] == "shadow", i + 1)
+    recs = proxy.outcomes(lambda r: r["type"] == "shadow")
+    assert len(recs) == n
+    for r in recs:
+        assert r["status"] == 200 and not r.get("error") and r["same_status"] is True, r
+    # the first request opened a connection; each later one found it closed, then went again
+    assert len(shadow.requests) == 2 * n - 1, len(shadow.requests)
+    assert sorted(served.values()) == [1] + [2] * (n - 1), served
+    m = metrics(proxy)
+    assert not [v for l, v in metric_series(m, "abgate_upstream_errors_total")
+                if l["backend"] == "shadow" and v > 0], m
+    assert metric_value(m, "abgate_backend_up", backend="shadow", server=shadow.addr) == 1
+    assert proxy.stop() == 0

@@ -288,3 +288,38 @@ def test_drain_timeout_bounds_the_wait(procs, make_config):
     assert "drain timeout" in proxy.log()
     req.t.join(5)
     req.conn.close()
+
+
+def test_requests_arriving_with_sigterm_on_idle_connections_are_answered(procs, models,
+                                                                         make_config):
+    """Idle keep-alive connections whose next request arrives together with SIGTERM (the proxy
+    is stopped meanwhile, so both can land in one pass of its loop): every request that reached
+    the proxy is answered, the connections then close, and the proxy exits 0."""
+    a, b = models
+    for rnd in range(3):
+        cfg = make_config({"model-a": a.addr, "model-b": b.addr}, [one_experiment()],
+                          name="abgate-%d.yaml" % rnd)
+        proxy = procs.proxy(cfg)
+        conns = [HttpConn(proxy.port) for _ in range(40)]
+        try:
+            for i, c in enumerate(conns):  # one exchange each: kept alive, then idle
+                assert c.request("GET", "/predict", [("X-User-Id", "u-%d" % i)]).status == 200
+            proxy.proc.signal(signal.SIGSTOP)
+            try:
+                for i, c in enumerate(conns):
+                    c.send(build_request("GET", "/predict", [("X-User-Id", "v-%d" % i)]))
+                time.sleep(0.1)
+                proxy.proc.signal(signal.SIGTERM)
+                time.sleep(0.05)
+            finally:
+                proxy.proc.signal(signal.SIGCONT)
+            for c in conns:
+                r = c.read_response()
+                assert r.status == 200, r
+                # answered before the drain began (kept alive), or during it (close): either
+                # way the connection then closes
+                assert c.is_closed(), r
+        finally:
+            for c in conns:
+                c.close()
+        assert proxy.proc.p.wait(timeout=5) == 0, proxy.log()
