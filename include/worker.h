@@ -99,7 +99,9 @@ struct worker {
 	struct http_header hdr[WORKER_MAX_HEADERS];
 
 	uint64_t rng;         /* xorshift state (random units, request ids), never 0 */
-	uint64_t now_us;      /* monotonic time (us) at the event being handled: worker_clock_us() */
+	uint64_t now_us;      /* monotonic time (us) at the pass of the loop being handled, or
+				 at the flush of its I/O: worker_clock_us() */
+	bool clock_read;      /* now_us was read in this pass (cleared after each pass) */
 	int64_t wall_offset_us; /* wall clock minus worker_clock_us(), refreshed every tick */
 	struct session *sessions; /* all live sessions (for drain and shutdown) */
 	struct shadow *shadows;   /* shadow exchanges in flight */

@@ -141,10 +141,19 @@ static void local_response(struct session *s, int status, const char *reason, bo
 
 /* ---- time and buffers ------------------------------------------------------------------ */
 
-/* The time, read once per event. */
+/* The time, read now. */
 static void clock_tick(struct worker *w)
 {
 	w->now_us = worker_clock_us();
+	w->clock_read = true;
+}
+
+/* The time at an event: read once per pass of the loop, by its first event (as nginx does), so
+ * the events of one pass share it. */
+static void clock_pass(struct worker *w)
+{
+	if (!w->clock_read)
+		clock_tick(w);
 }
 
 static inline uint64_t now_us(const struct worker *w)
@@ -320,7 +329,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 	struct session *s = arg;
 	uint64_t next;
 
-	clock_tick(s->w);
+	clock_pass(s->w);
 	s->timer_at = 0;
 	if (check_timeouts(s, now_us(s->w), &next) == TO_FREED)
 		return;
@@ -1790,7 +1799,7 @@ static void client_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct session *s = arg;
 
-	clock_tick(s->w);
+	clock_pass(s->w);
 	conn_event(&s->c, what);
 	session_run(s);
 }
@@ -1800,7 +1809,7 @@ void proxy_upstream_event(void *owner, short what)
 	if (*(const uint8_t *)owner == OWNER_SHADOW) {
 		shadow_event(owner, what);
 	} else {
-		clock_tick(((struct session *)owner)->w);
+		clock_pass(((struct session *)owner)->w);
 		session_run(owner);
 	}
 }
@@ -1847,7 +1856,7 @@ static void session_free(struct session *s)
 
 void proxy_accept(struct worker *w, const struct worker_listener *l)
 {
-	clock_tick(w);
+	clock_pass(w);
 	worker_refresh_conf(w); /* new connections get a reload's certificates at once */
 	int lfd = l->fd;
 	const struct conf *c = w->cur->conf;

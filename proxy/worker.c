@@ -314,6 +314,7 @@ static void *worker_main(void *arg)
 	/* one pass of the loop at a time: the writes it queued are made together after it */
 	while (event_base_loop(w->base, EVLOOP_ONCE) == 0) {
 		proxy_flush(w);
+		w->clock_read = false; /* the next pass reads the time afresh */
 		if (event_base_got_break(w->base))
 			break;
 	}
