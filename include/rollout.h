@@ -71,8 +71,9 @@ char *rollout_state_format(const char *exp, const struct rollout_saved *st);
 /* Reads a state file's text (len bytes, any bytes; whitespace may follow the object) for
  * experiment exp configured with nsteps steps. Returns NULL and fills *out when it is exp's
  * state (a saved step beyond the configured ones becomes the last), else why not: invalid or
- * not one object, another experiment's, step not a whole number from 1, an unknown status, or
- * canary_weight outside 0-100. */
+ * not one object, another experiment's, step not a whole number from 1, an unknown status,
+ * canary_weight outside 0-100, or a weight its status contradicts (rolled_back above 0,
+ * promoted below 100). */
 const char *rollout_state_parse(const char *text, size_t len, const char *exp, size_t nsteps,
 				struct rollout_saved *out);
 

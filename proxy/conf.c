@@ -1552,6 +1552,17 @@ static int compile_experiments(struct ctx *c, const struct node *v, struct conf 
 		conf->nexperiments = i + 1;
 		if (compile_experiment(c, v->kids[i], conf, &conf->experiments[i], i) < 0)
 			return -1;
+		/* two rollouts saving to one file would each read the other's state */
+		const char *sf = conf->experiments[i].rollout.state_file;
+		for (size_t j = 0; sf != NULL && j < i; j++) {
+			const char *other = conf->experiments[j].rollout.state_file;
+			if (other != NULL && strcmp(other, sf) == 0) {
+				const struct node *r = map_get(v->kids[i], "rollout");
+				return fail(c, map_get(r, "state_file"),
+					    "rollout.state_file \"%s\" is also experiment \"%s\"'s", sf,
+					    conf->experiments[j].name);
+			}
+		}
 	}
 	return 0;
 }

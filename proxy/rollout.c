@@ -3,9 +3,12 @@
  */
 #include <errno.h>
 #include <event2/event.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cJSON.h>
@@ -93,6 +96,10 @@ const char *rollout_state_parse(const char *text, size_t len, const char *exp, s
 		why = "status missing or unknown";
 	else if (!cJSON_IsNumber(w) || !(w->valuedouble >= 0 && w->valuedouble <= 100))
 		why = "canary_weight missing or outside 0-100";
+	else if ((st == ROLLOUT_ROLLED_BACK && w->valuedouble != 0) ||
+		 (st == ROLLOUT_PROMOTED && w->valuedouble != 100))
+		/* a rolled-back canary with traffic, or a promotion short of 100 */
+		why = "canary_weight does not match the status";
 	if (why == NULL) {
 		int s = (int)step->valuedouble - 1;
 		/* a configuration with fewer steps than the saved one: its last step */
@@ -125,10 +132,12 @@ static void save(const struct rollout_rt *rt)
 	cJSON_free(text);
 }
 
-enum load_result { LOAD_NONE, LOAD_OK, LOAD_DAMAGED };
+enum load_result { LOAD_NONE, LOAD_OK, LOAD_DAMAGED, LOAD_UNREADABLE };
 
-/* Reads the state file into rt. A file that is not this experiment's state is kept aside as
- * FILE.damaged (never overwritten: it may be another rollout's, or evidence). */
+/* Reads the state file into rt. A file that is not this experiment's state is moved aside as
+ * FILE.damaged (FILE.damaged.TIME beside an earlier one: both may be evidence, or another
+ * rollout's); one that cannot be read or moved stays as it is. The caller then holds the
+ * rollout, and saves over the file only when it was moved aside. */
 static enum load_result load(struct rollout_rt *rt, const struct conf_rollout *r)
 {
 	char buf[4096];
@@ -138,15 +147,20 @@ static enum load_result load(struct rollout_rt *rt, const struct conf_rollout *r
 	if (f == NULL && errno == ENOENT)
 		return LOAD_NONE;
 	if (f == NULL) {
-		why = strerror(errno);
+		/* out of descriptors, say: the file may be fine, and is left as it is */
+		log_error("rollout %s: cannot open its state file %s: %s", rt->exp, rt->state_file,
+			  strerror(errno));
+		return LOAD_UNREADABLE;
 	} else {
 		size_t n = fread(buf, 1, sizeof(buf), f);
 		bool err = ferror(f) != 0;
 		fclose(f);
 		struct rollout_saved st;
-		if (err)
-			why = "read error";
-		else if (n == sizeof(buf))
+		if (err) {
+			log_error("rollout %s: cannot read its state file %s", rt->exp,
+				  rt->state_file);
+			return LOAD_UNREADABLE;
+		} else if (n == sizeof(buf))
 			why = "larger than a state file can be";
 		else if ((why = rollout_state_parse(buf, n, rt->exp, r->nsteps, &st)) == NULL) {
 			rt->step = st.step;
@@ -158,14 +172,23 @@ static enum load_result load(struct rollout_rt *rt, const struct conf_rollout *r
 			return LOAD_OK;
 		}
 	}
+	/* never over an earlier damaged file: that one is evidence too */
 	char aside[4096];
 	snprintf(aside, sizeof(aside), "%s.damaged", rt->state_file);
-	if (rename(rt->state_file, aside) == 0)
-		log_error("rollout %s: state file %s unusable (%s), kept as %s", rt->exp,
-			  rt->state_file, why, aside);
-	else
+	int rc = renameat2(AT_FDCWD, rt->state_file, AT_FDCWD, aside, RENAME_NOREPLACE);
+	if (rc < 0 && errno == EEXIST) {
+		snprintf(aside, sizeof(aside), "%s.damaged.%lld", rt->state_file,
+			 (long long)time(NULL));
+		rc = renameat2(AT_FDCWD, rt->state_file, AT_FDCWD, aside, RENAME_NOREPLACE);
+	}
+	if (rc < 0) {
+		/* then it stays where it is, and is not overwritten either */
 		log_error("rollout %s: state file %s unusable (%s), and cannot be moved aside: %s",
 			  rt->exp, rt->state_file, why, strerror(errno));
+		return LOAD_UNREADABLE;
+	}
+	log_error("rollout %s: state file %s unusable (%s), kept as %s", rt->exp, rt->state_file,
+		  why, aside);
 	return LOAD_DAMAGED;
 }
 
@@ -356,15 +379,17 @@ int rollout_apply(struct conf *c)
 			log_info("rollout %s: starts at step 1 of %zu (canary %.2f%%)", e->name,
 				 e->rollout.nsteps, e->rollout.steps[0]);
 			save(rt);
-		} else if (fresh && lr == LOAD_DAMAGED) {
+		} else if (fresh && lr != LOAD_OK) { /* damaged or unreadable */
 			/* where it stood is unknown: the canary gets no traffic until someone says
-			 * (resume restarts at step 1, promote goes to 100) */
+			 * (resume restarts at step 1, promote goes to 100). An unreadable file is
+			 * not overwritten until then. */
 			rt->step = 0;
 			rt->status = ROLLOUT_ROLLED_BACK;
 			atomic_store(&rt->canary_bp, 0);
 			log_error("rollout %s: held with the canary at 0%% (rolled_back) until resumed "
 				  "or promoted by hand", e->name);
-			save(rt);
+			if (lr == LOAD_DAMAGED)
+				save(rt);
 		} else if (!fresh && rt->step >= (int)e->rollout.nsteps) {
 			/* the reload took steps away: the index moves to the new last step (the
 			 * weight in force stays until the next step or command) */

@@ -51,6 +51,9 @@ struct shadow {
 	int server;
 	bool reused;        /* u came from the idle pool */
 	bool retried;       /* the copy went out again after a stale pooled connection */
+	bool got_any;       /* some bytes of an answer came (an interim 1xx counts) */
+	bool has_body;      /* the request has body bytes: never sent twice */
+	bool capped;        /* the timer is the shadow's own cap, shorter than the limit */
 	struct event *timer;
 	struct bytes req;
 	size_t sent;
@@ -152,6 +155,8 @@ struct shadow *shadow_begin(struct worker *w, struct conf *c, const struct conf_
 
 void shadow_request_body(struct shadow *sh, const char *p, size_t n)
 {
+	if (n > 0)
+		sh->has_body = true;
 	append(&sh->req, p, n, REQ_MAX);
 	if (sh->req.truncated)
 		sh->dropped = true;
@@ -185,7 +190,26 @@ static void fail(struct shadow *sh, const char *why, int kind)
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
-	fail(arg, "timeout", UPSTREAM_ERR_TIMEOUT);
+	struct shadow *sh = arg;
+
+	/* past the shadow's own cap but within the configured limit is not the server's fault */
+	fail(sh, "timeout", sh->capped ? -1 : UPSTREAM_ERR_TIMEOUT);
+}
+
+/* As for a primary request: only a method that may be repeated, without a body. */
+static bool repeatable(const struct shadow *sh)
+{
+	static const char *const methods[] = {"GET ", "HEAD ", "OPTIONS ", "PUT ", "DELETE ",
+					      "TRACE "};
+
+	if (sh->has_body)
+		return false;
+	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+		size_t n = strlen(methods[i]);
+		if (sh->req.len > n && memcmp(sh->req.p, methods[i], n) == 0)
+			return true;
+	}
+	return false;
 }
 
 /* The exchange failed on a kept-alive connection before any answer came: the server closed it
@@ -195,13 +219,16 @@ static bool retry_stale(struct shadow *sh)
 {
 	const struct conf_backend *be = sh->e->shadow.backend;
 
-	if (!sh->reused || sh->retried || sh->resp.len > 0)
+	if (!sh->reused || sh->retried || sh->got_any || !repeatable(sh))
 		return false;
 	sh->retried = true;
 	upstream_release(sh->u, false);
 	sh->u = upstream_acquire(sh->w->pools, sh->server, be->tls_ctx, be->verify, sh,
 				 &sh->reused);
+	if (sh->u == NULL)
+		upstream_note_error(sh->server, UPSTREAM_ERR_CONNECT, be->health_fall);
 	sh->sent = 0;
+	sh->t_sent = now_us(sh->w);
 	return sh->u != NULL;
 }
 
@@ -209,7 +236,7 @@ static bool retry_stale(struct shadow *sh)
  * connection was stale, else a fault of the server. Returns true when the exchange goes on. */
 static bool conn_failed(struct shadow *sh, const char *why)
 {
-	bool stale = sh->reused && sh->resp.len == 0;
+	bool stale = sh->reused && !sh->got_any;
 
 	if (retry_stale(sh))
 		return true;
@@ -303,6 +330,7 @@ static void run(struct shadow *sh)
 			char buf[16384];
 			ssize_t n = conn_read(&u->c, buf, sizeof(buf));
 			if (n > 0) {
+				sh->got_any = true;
 				append(&sh->resp, buf, (size_t)n, RESP_MAX);
 				progress = true;
 			} else if (n == 0 || errno != EAGAIN) {
@@ -355,6 +383,8 @@ void shadow_request_done(struct shadow *sh)
 		sh->server = srv->id;
 		sh->u = upstream_acquire(w->pools, srv->id, be->tls_ctx, be->verify, sh,
 					 &sh->reused);
+		if (sh->u == NULL) /* refused at once (unreachable, no TLS): a connect failure */
+			upstream_note_error(srv->id, UPSTREAM_ERR_CONNECT, be->health_fall);
 	}
 	if (sh->u == NULL) {
 		sh->failed = true;
@@ -362,8 +392,10 @@ void shadow_request_done(struct shadow *sh)
 		return;
 	}
 	uint32_t ms = sh->conf->limits.upstream_timeout_ms;
-	if (ms == 0 || ms > TIMEOUT_MAX_MS)
+	if (ms == 0 || ms > TIMEOUT_MAX_MS) {
 		ms = TIMEOUT_MAX_MS;
+		sh->capped = true;
+	}
 	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 	sh->timer = evtimer_new(w->base, timer_cb, sh);
 	if (sh->timer == NULL || evtimer_add(sh->timer, &tv) < 0) {

@@ -306,8 +306,8 @@ def test_restart_resumes_at_the_same_step(procs, tmp_path):
 
 
 def test_damaged_state_file_is_kept_aside_and_holds_the_canary_at_0(procs, tmp_path):
-    """A state file that is not this rollout's state (here: torn mid-write, then another
-    experiment's) is never overwritten: it is moved to FILE.damaged, the error log says why, and
+    """A state file that is not this rollout's state (torn mid-write, another experiment's, a
+    status its weight contradicts) is never overwritten: it is moved to FILE.damaged, the error log says why, and
     the rollout holds the canary at 0% until resumed by hand, which restarts at step 1."""
     stable, canary = stable_and_canary(procs)
     outcomes = str(tmp_path / "outcomes.jsonl")
@@ -318,17 +318,25 @@ def test_damaged_state_file_is_kept_aside_and_holds_the_canary_at_0(procs, tmp_p
                      outcomes=outcomes)
     cases = [(b'{"experiment":"%s","step":2,"sta' % EXP.encode(), "not valid JSON"),
              (b'{"experiment":"other","step":2,"status":"running","canary_weight":50}\n',
-              "another experiment's state")]
+              "another experiment's state"),
+             (b'{"experiment":"%s","step":2,"status":"rolled_back","canary_weight":50}\n'
+              % EXP.encode(), "canary_weight does not match the status")]
     for i, (damaged, why) in enumerate(cases):
         with open(state_file, "wb") as f:
             f.write(damaged)
         proxy = start_proxy(procs, cfg, name="proxy-%d" % i)
         assert rollout_state(proxy) == {"step": 1, "status": "rolled_back", "canary_weight": 0}
-        with open(state_file + ".damaged", "rb") as f:
+        # the first damaged file keeps its name; later ones get a time suffix beside it
+        aside = state_file + ".damaged"
+        if i > 0:
+            later = [n for n in os.listdir(str(tmp_path)) if n.startswith("rollout.state.damaged.")]
+            assert len(later) == 1, later
+            aside = str(tmp_path / later[0])
+        with open(aside, "rb") as f:
             assert f.read() == damaged
         log = proxy.log()
-        assert ("rollout %s: state file %s unusable (%s), kept as %s.damaged"
-                % (EXP, state_file, why, state_file)) in log, log
+        assert ("rollout %s: state file %s unusable (%s), kept as %s"
+                % (EXP, state_file, why, aside)) in log, log
         assert "held with the canary at 0%" in log, log
         users = ["u-%d" % i for i in range(100)]
         assert set(variants_of(proxy.port, users).values()) == {"control"}
@@ -340,7 +348,31 @@ def test_damaged_state_file_is_kept_aside_and_holds_the_canary_at_0(procs, tmp_p
         assert r.status == 200, r
         assert rollout_state(proxy) == {"step": 1, "status": "running", "canary_weight": 10}
         assert proxy.stop() == 0
-        os.remove(state_file + ".damaged")
+        if i > 0:
+            os.remove(aside)
+    with open(state_file + ".damaged", "rb") as f:
+        assert f.read() == cases[0][0]  # never overwritten
+
+
+def test_unreadable_state_file_holds_the_canary_and_is_left_alone(procs, tmp_path):
+    """A state file that cannot be read (here a directory in its place) may be fine: it is left
+    where it is, and the rollout is held with the canary at 0%."""
+    stable, canary = stable_and_canary(procs)
+    outcomes = str(tmp_path / "outcomes.jsonl")
+    state_file = tmp_path / "rollout.state"
+    state_file.mkdir()
+    cfg = YamlConfig(tmp_path / "abgate.yaml",
+                     rollout_yaml(stable.addr, canary.addr, outcomes, auto=False,
+                                  state_file=str(state_file)),
+                     outcomes=outcomes)
+    proxy = start_proxy(procs, cfg)
+    assert rollout_state(proxy) == {"step": 1, "status": "rolled_back", "canary_weight": 0}
+    log = proxy.log()
+    assert "rollout %s: cannot read its state file %s" % (EXP, state_file) in log, log
+    assert "held with the canary at 0%" in log, log
+    assert state_file.is_dir() and not (tmp_path / "rollout.state.damaged").exists()
+    assert set(variants_of(proxy.port, ["u-%d" % i for i in range(50)]).values()) == {"control"}
+    assert proxy.stop() == 0
 
 
 def test_manual_commands_act_at_once_and_are_logged(procs, tmp_path):

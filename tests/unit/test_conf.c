@@ -587,6 +587,10 @@ static const struct bad_case {
     {EXP_OK "    rollout: {steps: [10, 150]}\n",
      "t.yaml:11:27: rollout step must be between 0 and 100 (got 150)"},
     {EXP_OK "    rollout: {steps: []}\n", "t.yaml:11:22: rollout.steps needs at least 1 item"},
+    {EXP_OK "    rollout: {steps: [50, 100], state_file: s.json}\n"
+	    "  - name: e2\n    unit: {header: X-User}\n    variants:\n" VARIANTS_OK
+	    "    rollout: {steps: [50, 100], state_file: s.json}\n",
+     "t.yaml:17:45: rollout.state_file \"s.json\" is also experiment \"e1\"'s"},
     {EXP_OK "    decision: {interval_s: 30}\n    rollout: {steps: [50, 100]}\n",
      "t.yaml:11:28: decision.interval_s does not apply to a rollout: its guardrails are "
      "evaluated at the end of each step (rollout.interval_s)"},

@@ -108,6 +108,10 @@ static void test_refused(void)
 		 "canary_weight missing or outside 0-100"},
 		{"{\"experiment\":\"ranker\",\"step\":1,\"status\":\"running\",\"canary_weight\":1}{}",
 		 "more than one JSON value"},
+		{"{\"experiment\":\"ranker\",\"step\":2,\"status\":\"rolled_back\",\"canary_weight\":50}",
+		 "canary_weight does not match the status"},
+		{"{\"experiment\":\"ranker\",\"step\":5,\"status\":\"promoted\",\"canary_weight\":5}",
+		 "canary_weight does not match the status"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct rollout_saved st = {-7, ROLLOUT_PAUSED, 77};
