@@ -65,6 +65,10 @@ void live_publish(struct live_shard *sh);
  * free(out)). Returns 0 or -1.
  */
 int live_collect(const struct conf_experiment *e, struct accum_variant ***out);
+/* The analysis of e's live data with these metrics (e's own, or a variation of them, as
+ * e->nmetrics) and this decision rule, at the weights in force; NULL when out of memory. */
+struct analysis *live_analysis(const struct conf_experiment *e, const struct conf_metric *metrics,
+			       const struct conf_decision *dec);
 
 /*
  * Recent request ids: a bounded, lossy map from a request id to the pair it was assigned (so

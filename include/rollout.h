@@ -59,6 +59,12 @@ void rollout_shutdown(void);
  */
 int rollout_command(const struct conf *c, const char *exp, const char *cmd, char **body);
 
+struct conf_experiment;
+
+/* The weight in force of variant k of e, in basis points: while a rollout runs, its canary
+ * weight (and the rest for the control), else the YAML's. */
+uint32_t rollout_weight_bp(const struct conf_experiment *e, size_t k);
+
 /* A rollout's state as its state file keeps it. */
 struct rollout_saved {
 	int step; /* index into the configured steps */

@@ -111,12 +111,7 @@ static void handle_experiments(struct httpd_req *req)
 			cJSON *v = cJSON_CreateObject();
 			cJSON_AddStringToObject(v, "name", e->variants[k].name);
 			cJSON_AddStringToObject(v, "backend", e->variants[k].backend->name);
-			double wt = e->variants[k].weight_bp / 100.0;
-			if (e->rt != NULL) {
-				double canary = atomic_load(&e->rt->canary_bp) / 100.0;
-				wt = k == 1 ? canary : 100.0 - canary;
-			}
-			cJSON_AddNumberToObject(v, "weight", wt);
+			cJSON_AddNumberToObject(v, "weight", rollout_weight_bp(e, k) / 100.0);
 			if (a != NULL) {
 				cJSON_AddNumberToObject(v, "requests", (double)a->variants[k].requests);
 				cJSON_AddNumberToObject(v, "units", round(a->variants[k].units));

@@ -36,41 +36,7 @@ static struct {
 /* The analysis of e on the live accumulators, not yet decided. */
 static struct analysis *analyse(const struct conf_experiment *e)
 {
-	struct accum_variant **acc;
-	const char **names = calloc(e->nvariants, sizeof(*names));
-	double *weights = calloc(e->nvariants, sizeof(*weights));
-	struct analysis *a = NULL;
-
-	if (names == NULL || weights == NULL || live_collect(e, &acc) < 0) {
-		free(names);
-		free(weights);
-		return NULL;
-	}
-	for (size_t i = 0; i < e->nvariants; i++) {
-		names[i] = e->variants[i].name;
-		weights[i] = e->variants[i].weight_bp / 100.0;
-	}
-	if (e->rt != NULL) { /* a rollout decides the split (and its statistics are the step's) */
-		weights[1] = atomic_load(&e->rt->canary_bp) / 100.0;
-		weights[0] = 100.0 - weights[1];
-	}
-	struct analysis_input in = {
-		.experiment = e->name,
-		.nvariants = e->nvariants,
-		.names = names,
-		.weights = weights,
-		.acc = (const struct accum_variant *const *)acc,
-		.metrics = e->metrics,
-		.nmetrics = e->nmetrics,
-		.decision = &e->decision,
-	};
-	a = analysis_build(&in);
-	for (size_t i = 0; i < e->nvariants; i++)
-		accum_variant_free(acc[i]);
-	free(acc);
-	free(names);
-	free(weights);
-	return a;
+	return live_analysis(e, e->metrics, &e->decision);
 }
 
 static struct watch *find(const char *name)

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "accum.h"
+#include "analysis.h"
 #include "logrec.h"
 #include "shadow_stats.h"
 #include "conf.h"
@@ -417,6 +418,39 @@ void live_publish(struct live_shard *sh)
 		d->dirty = false;
 	}
 	pthread_mutex_unlock(&sh->lock);
+}
+
+struct analysis *live_analysis(const struct conf_experiment *e, const struct conf_metric *metrics,
+			       const struct conf_decision *dec)
+{
+	struct accum_variant **acc;
+	const char **names = calloc(e->nvariants, sizeof(*names));
+	double *weights = calloc(e->nvariants, sizeof(*weights));
+	struct analysis *a = NULL;
+
+	if (names != NULL && weights != NULL && live_collect(e, &acc) == 0) {
+		for (size_t i = 0; i < e->nvariants; i++) {
+			names[i] = e->variants[i].name;
+			weights[i] = rollout_weight_bp(e, i) / 100.0;
+		}
+		struct analysis_input in = {
+			.experiment = e->name,
+			.nvariants = e->nvariants,
+			.names = names,
+			.weights = weights,
+			.acc = (const struct accum_variant *const *)acc,
+			.metrics = metrics,
+			.nmetrics = e->nmetrics,
+			.decision = dec,
+		};
+		a = analysis_build(&in);
+		for (size_t i = 0; i < e->nvariants; i++)
+			accum_variant_free(acc[i]);
+		free(acc);
+	}
+	free(names);
+	free(weights);
+	return a;
 }
 
 int live_collect(const struct conf_experiment *e, struct accum_variant ***out)

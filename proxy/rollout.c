@@ -48,6 +48,14 @@ static const struct conf_experiment *current_exp(const struct conf *c, const str
 	return NULL;
 }
 
+uint32_t rollout_weight_bp(const struct conf_experiment *e, size_t k)
+{
+	if (e->rt == NULL || e->nvariants != 2)
+		return e->variants[k].weight_bp;
+	uint32_t canary = atomic_load(&e->rt->canary_bp);
+	return k == 1 ? canary : 10000 - canary;
+}
+
 /* ---- persistence ------------------------------------------------------------------------- */
 
 char *rollout_state_format(const char *exp, const struct rollout_saved *st)
@@ -208,7 +216,7 @@ static void changed(struct rollout_rt *rt, const char *what, const char *reason)
 	if (e != NULL && ro.outlog != NULL) {
 		char line[2048];
 		const char *names[2] = {e->variants[0].name, e->variants[1].name};
-		uint32_t weights[2] = {10000 - canary, canary};
+		uint32_t weights[2] = {rollout_weight_bp(e, 0), rollout_weight_bp(e, 1)};
 		struct timeval tv;
 		gettimeofday(&tv, NULL);
 		size_t len = outlog_format_config(line, sizeof(line), &tv, c->generation, rt->exp,
@@ -246,39 +254,22 @@ static void roll_back(struct rollout_rt *rt, const char *reason)
  * and the sequential tests on, since the rollout looks again and again. */
 static struct analysis *evaluate(const struct conf_experiment *e, struct rollout_rt *rt)
 {
-	struct accum_variant **acc;
 	struct conf_metric metrics[64];
 	struct conf_decision dec = e->decision;
-	const char *names[2] = {e->variants[0].name, e->variants[1].name};
-	uint32_t canary = atomic_load(&rt->canary_bp);
-	double weights[2] = {(10000 - canary) / 100.0, canary / 100.0};
 
-	if (e->nmetrics > 64 || live_collect(e, &acc) < 0)
+	if (e->nmetrics > 64)
 		return NULL;
 	for (size_t i = 0; i < e->nmetrics; i++) {
 		metrics[i] = e->metrics[i];
 		metrics[i].primary = false;
 	}
 	dec.sequential = true;
-	struct analysis_input in = {
-		.experiment = e->name,
-		.nvariants = 2,
-		.names = names,
-		.weights = weights,
-		.acc = (const struct accum_variant *const *)acc,
-		.metrics = metrics,
-		.nmetrics = e->nmetrics,
-		.decision = &dec,
-	};
-	struct analysis *a = analysis_build(&in);
+	struct analysis *a = live_analysis(e, metrics, &dec);
 	if (a != NULL) {
 		if (rt->dstate == NULL)
 			rt->dstate = decide_state_new(2, e->nmetrics);
 		decide_run(a, rt->dstate);
 	}
-	accum_variant_free(acc[0]);
-	accum_variant_free(acc[1]);
-	free(acc);
 	return a;
 }
 
@@ -529,10 +520,8 @@ void rollout_metrics(FILE *f, const struct conf *c)
 		const struct conf_experiment *e = &c->experiments[i];
 		if (e->rt == NULL)
 			continue;
-		uint32_t canary = atomic_load(&e->rt->canary_bp);
-		fprintf(f, "abgate_rollout_weight{experiment=\"%s\",variant=\"%s\"} %g\n", e->name,
-			e->variants[0].name, (10000 - canary) / 100.0);
-		fprintf(f, "abgate_rollout_weight{experiment=\"%s\",variant=\"%s\"} %g\n", e->name,
-			e->variants[1].name, canary / 100.0);
+		for (size_t k = 0; k < 2; k++)
+			fprintf(f, "abgate_rollout_weight{experiment=\"%s\",variant=\"%s\"} %g\n",
+				e->name, e->variants[k].name, rollout_weight_bp(e, k) / 100.0);
 	}
 }

@@ -166,13 +166,9 @@ static void log_config_records(const struct conf *c)
 		const char *names[64];
 		uint32_t weights[64];
 		size_t n = e->nvariants < 64 ? e->nvariants : 64;
-		for (size_t k = 0; k < n; k++) {
+		for (size_t k = 0; k < n; k++) { /* a rollout decides the split, not the YAML */
 			names[k] = e->variants[k].name;
-			weights[k] = e->variants[k].weight_bp;
-		}
-		if (e->rt != NULL && n == 2) { /* a rollout decides the split, not the YAML */
-			weights[1] = atomic_load(&e->rt->canary_bp);
-			weights[0] = 10000 - weights[1];
+			weights[k] = rollout_weight_bp(e, k);
 		}
 		size_t len = outlog_format_config(line, sizeof(line), &tv, c->generation, e->name,
 						  names, weights, n);
