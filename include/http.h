@@ -52,6 +52,14 @@ enum http_method {
 	HTTP_M_TRACE,
 };
 
+/* May a request with method m be sent again when its connection failed before any answer
+ * (RFC 9110 9.2.2: idempotent)? Only without a body, the callers add. */
+static inline bool http_method_idempotent(enum http_method m)
+{
+	return m == HTTP_M_GET || m == HTTP_M_HEAD || m == HTTP_M_OPTIONS || m == HTTP_M_PUT ||
+	       m == HTTP_M_DELETE || m == HTTP_M_TRACE;
+}
+
 enum http_body {
 	HTTP_BODY_NONE = 0, /* no body (Content-Length: 0 or absent on a request, 1xx/204/304, HEAD) */
 	HTTP_BODY_LENGTH,   /* msg->content_length bytes follow the head */

@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "http.h"
+
 struct conf;
 struct conf_experiment;
 struct shadow;
@@ -29,8 +31,8 @@ struct worker;
  * worker; the caller keeps a reference until shadow_primary_end) or NULL.
  */
 struct shadow *shadow_begin(struct worker *w, struct conf *c, const struct conf_experiment *e,
-			    const char *variant, const char *head, size_t head_len, const char *rid,
-			    size_t rid_len);
+			    const char *variant, enum http_method method, const char *head,
+			    size_t head_len, const char *rid, size_t rid_len);
 /* Request body bytes, in order, as they are forwarded to the primary. */
 void shadow_request_body(struct shadow *sh, const char *p, size_t n);
 /* The whole request is known: the shadow sends it now. */

@@ -938,8 +938,8 @@ static void start_request(struct session *s)
 		return;
 	}
 	if (e != NULL && e->shadow.backend != NULL) {
-		s->shadow = shadow_begin(w, s->gen->conf, e, s->variant->name, s->uout.p,
-					 s->uout.end, s->rid, s->rid_len);
+		s->shadow = shadow_begin(w, s->gen->conf, e, s->variant->name, s->method,
+					 s->uout.p, s->uout.end, s->rid, s->rid_len);
 		if (s->shadow != NULL && s->req_done)
 			shadow_request_done(s->shadow);
 	}
@@ -1335,9 +1335,7 @@ static void upstream_failed(struct session *s)
 	 * take it. A reused keep-alive connection that the server closed as we used it is retried
 	 * only for an idempotent request without a body (its head is still in uout): anything else
 	 * may have reached the model already. */
-	bool idempotent = s->method == HTTP_M_GET || s->method == HTTP_M_HEAD ||
-			  s->method == HTTP_M_OPTIONS || s->method == HTTP_M_PUT ||
-			  s->method == HTTP_M_DELETE || s->method == HTTP_M_TRACE;
+	bool idempotent = http_method_idempotent(s->method);
 	bool retry = !timeout && (!s->sent_any || (s->u_reused && !s->got_any && idempotent &&
 						   s->req_body == HTTP_BODY_NONE));
 	if (retry) {

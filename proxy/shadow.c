@@ -52,6 +52,7 @@ struct shadow {
 	bool reused;        /* u came from the idle pool */
 	bool retried;       /* the copy went out again after a stale pooled connection */
 	bool got_any;       /* some bytes of an answer came (an interim 1xx counts) */
+	bool idempotent;    /* the request's method may be sent again */
 	bool has_body;      /* the request has body bytes: never sent twice */
 	bool capped;        /* the timer is the shadow's own cap, shorter than the limit */
 	struct event *timer;
@@ -114,8 +115,8 @@ static void append(struct bytes *b, const char *p, size_t n, size_t max)
 }
 
 struct shadow *shadow_begin(struct worker *w, struct conf *c, const struct conf_experiment *e,
-			    const char *variant, const char *head, size_t head_len, const char *rid,
-			    size_t rid_len)
+			    const char *variant, enum http_method method, const char *head,
+			    size_t head_len, const char *rid, size_t rid_len)
 {
 	const struct conf_shadow *cs = &e->shadow;
 
@@ -139,6 +140,7 @@ struct shadow *shadow_begin(struct worker *w, struct conf *c, const struct conf_
 	sh->conf = conf_ref(c);
 	sh->e = e;
 	sh->variant = variant;
+	sh->idempotent = http_method_idempotent(method);
 	sh->server = -1;
 	memcpy(sh->rid, rid, rid_len);
 	sh->rid_len = rid_len;
@@ -196,21 +198,6 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 	fail(sh, "timeout", sh->capped ? -1 : UPSTREAM_ERR_TIMEOUT);
 }
 
-/* As for a primary request: only a method that may be repeated, without a body. */
-static bool repeatable(const struct shadow *sh)
-{
-	static const char *const methods[] = {"GET ", "HEAD ", "OPTIONS ", "PUT ", "DELETE ",
-					      "TRACE "};
-
-	if (sh->has_body)
-		return false;
-	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
-		size_t n = strlen(methods[i]);
-		if (sh->req.len > n && memcmp(sh->req.p, methods[i], n) == 0)
-			return true;
-	}
-	return false;
-}
 
 /* The exchange failed on a kept-alive connection before any answer came: the server closed it
  * while it was idle, which says nothing about the server. The copy goes once more, on another
@@ -219,7 +206,8 @@ static bool retry_stale(struct shadow *sh)
 {
 	const struct conf_backend *be = sh->e->shadow.backend;
 
-	if (!sh->reused || sh->retried || sh->got_any || !repeatable(sh))
+	/* as for a primary request: a method that may be repeated, without a body */
+	if (!sh->reused || sh->retried || sh->got_any || !sh->idempotent || sh->has_body)
 		return false;
 	sh->retried = true;
 	upstream_release(sh->u, false);
