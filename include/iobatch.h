@@ -40,9 +40,9 @@ bool iobatch_recv(struct iobatch *b, int fd, void *buf, uint32_t len, uint64_t t
 /* Operations queued so far. */
 unsigned iobatch_pending(const struct iobatch *b);
 /* Hands the queued operations to the kernel and waits for all their results (each is done at
- * once, one way or the other), stored in out[] (room for iobatch_pending()), in no particular
- * order. Returns their number. Should io_uring itself fail, the operations are made one by one
- * with sendmsg() and recv(), now and from then on. */
-unsigned iobatch_submit(struct iobatch *b, struct iobatch_result *out);
+ * once, one way or the other): *n of them, in no particular order, valid until the next call.
+ * Should io_uring itself fail, the operations are made one by one with sendmsg() and recv(),
+ * now and from then on. */
+const struct iobatch_result *iobatch_submit(struct iobatch *b, unsigned *n);
 
 #endif

@@ -118,7 +118,6 @@ struct worker {
 	 * (proxy_flush); NULL iob: each write is made at once */
 	struct iobatch *iob;
 	atomic_bool io_uring_on; /* iob is in use (for the metrics) */
-	struct iobatch_result *iob_res;
 	struct session **wq;     /* sessions with a write waiting for the flush */
 	struct session **wq_run; /* the ones being flushed */
 	uint32_t nwq, nwq_run, wq_cap;

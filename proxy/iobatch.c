@@ -27,13 +27,15 @@ struct iobatch {
 	bool ring_up; /* the ring was set up (and is to be torn down) */
 	bool broken;  /* no ring, or it failed once: operations go call by call */
 	struct iobatch_op *ops;
+	struct iobatch_result *res; /* the last submit's results */
 };
 
 struct iobatch *iobatch_new(unsigned depth, bool ring, char *why, size_t whylen)
 {
 	struct iobatch *b = calloc(1, sizeof(*b));
 
-	if (b == NULL || (b->ops = calloc(depth, sizeof(*b->ops))) == NULL) {
+	if (b == NULL || (b->ops = calloc(depth, sizeof(*b->ops))) == NULL ||
+	    (b->res = calloc(depth, sizeof(*b->res))) == NULL) {
 		snprintf(why, whylen, "out of memory");
 		goto fail;
 	}
@@ -65,8 +67,10 @@ struct iobatch *iobatch_new(unsigned depth, bool ring, char *why, size_t whylen)
 fail:
 	if (b != NULL && b->ring_up)
 		io_uring_queue_exit(&b->ring);
-	if (b != NULL)
+	if (b != NULL) {
 		free(b->ops);
+		free(b->res);
+	}
 	free(b);
 	return NULL;
 }
@@ -78,6 +82,7 @@ void iobatch_free(struct iobatch *b)
 	if (b->ring_up)
 		io_uring_queue_exit(&b->ring);
 	free(b->ops);
+	free(b->res);
 	free(b);
 }
 
@@ -138,16 +143,18 @@ static unsigned send_each(struct iobatch *b, unsigned from, struct iobatch_resul
 	return at;
 }
 
-unsigned iobatch_submit(struct iobatch *b, struct iobatch_result *out)
+const struct iobatch_result *iobatch_submit(struct iobatch *b, unsigned *count)
 {
+	struct iobatch_result *out = b->res;
 	unsigned n = b->n, got = 0;
 
+	*count = 0;
 	if (n == 0)
-		return 0;
+		return out;
 	if (b->broken) {
-		got = send_each(b, 0, out, 0);
+		*count = send_each(b, 0, out, 0);
 		b->n = 0;
-		return got;
+		return out;
 	}
 	for (unsigned i = 0; i < n; i++) {
 		struct io_uring_sqe *sqe = io_uring_get_sqe(&b->ring);
@@ -205,5 +212,6 @@ unsigned iobatch_submit(struct iobatch *b, struct iobatch_result *out)
 		}
 	}
 	b->n = 0;
-	return got;
+	*count = got;
+	return out;
 }

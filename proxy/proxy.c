@@ -1136,11 +1136,6 @@ static bool upstream_wrote(struct session *s, ssize_t w);
 static int client_iov(const struct session *s, struct iovec *iov);
 static bool client_wrote(struct session *s, ssize_t w);
 
-static bool batchable(const struct session *s, const struct conn *c)
-{
-	return s->w->iob != NULL && c->tls == NULL;
-}
-
 static bool wq_grow(struct worker *w)
 {
 	uint32_t cap = w->wq_cap ? 2 * w->wq_cap : 64;
@@ -1156,35 +1151,24 @@ static bool wq_grow(struct worker *w)
 	return true;
 }
 
-/* Queues operation `what` (WQ_*) for the flush. Returns false (no progress) so the loop goes on
- * as if the socket had nothing to give or take; when the queue cannot grow, it is done at once. */
-static bool wq_add(struct session *s, uint8_t what)
+/* Queues operation `what` (WQ_*) on c for the flush, when c's I/O is batched. Returns true
+ * when it is queued: the session's loop then goes on as if the socket had nothing to give or
+ * take. False (no batch, a TLS socket, or a queue that cannot grow): make the call now. */
+static bool wq_queue(struct session *s, const struct conn *c, uint8_t what)
 {
 	struct worker *w = s->w;
 
+	if (w->iob == NULL || c->tls != NULL)
+		return false;
 	if (s->wq_want == 0) {
-		if (w->nwq == w->wq_cap && !wq_grow(w)) {
-			struct iovec iov[2];
-			uint32_t room;
-			switch (what) {
-			case WQ_CLIENT_R: /* the room first: making it may move the bytes */
-				room = client_read_room(s);
-				return client_got(s, conn_read(&s->c, s->in.p + s->in.end, room));
-			case WQ_UPSTREAM_R:
-				room = upstream_read_room(s);
-				return upstream_got(s, conn_read(&s->u->c, s->uin.p + s->uin.end, room));
-			case WQ_CLIENT_W:
-				return client_wrote(s, conn_writev(&s->c, iov, client_iov(s, iov)));
-			default:
-				return upstream_wrote(s, conn_writev(&s->u->c, iov, upstream_iov(s, iov)));
-			}
-		}
+		if (w->nwq == w->wq_cap && !wq_grow(w))
+			return false;
 		s->wq_idx = (int32_t)w->nwq;
 		s->wq_in_run = false;
 		w->wq[w->nwq++] = s;
 	}
 	s->wq_want |= what;
-	return false;
+	return true;
 }
 
 static void wq_forget(struct session *s)
@@ -1199,11 +1183,12 @@ static void wq_forget(struct session *s)
  * buffer a write in the same batch may empty (and emptying rewinds it). */
 static void wq_results(struct worker *w)
 {
-	unsigned n = iobatch_submit(w->iob, w->iob_res);
+	unsigned n;
+	const struct iobatch_result *results = iobatch_submit(w->iob, &n);
 
 	for (int writes = 0; writes < 2; writes++) {
 		for (unsigned i = 0; i < n; i++) {
-			const struct iobatch_result *r = &w->iob_res[i];
+			const struct iobatch_result *r = &results[i];
 			unsigned op = (unsigned)(r->tag & ((1u << OP_BITS) - 1));
 			if ((op >= OP_CLIENT_W) != (writes != 0))
 				continue;
@@ -1375,8 +1360,8 @@ static bool write_upstream(struct session *s)
 	int n = upstream_iov(s, iov);
 	if (n == 0)
 		return false;
-	if (batchable(s, &u->c))
-		return wq_add(s, WQ_UPSTREAM_W);
+	if (wq_queue(s, &u->c, WQ_UPSTREAM_W))
+		return false;
 	return upstream_wrote(s, conn_writev(&u->c, iov, n));
 }
 
@@ -1439,8 +1424,8 @@ static bool read_upstream(struct session *s)
 	uint32_t room = upstream_read_room(s);
 	if (room == 0)
 		return false;
-	if (batchable(s, &s->u->c))
-		return wq_add(s, WQ_UPSTREAM_R);
+	if (wq_queue(s, &s->u->c, WQ_UPSTREAM_R))
+		return false;
 	return upstream_got(s, conn_read(&s->u->c, s->uin.p + s->uin.end, room));
 }
 
@@ -1619,8 +1604,8 @@ static bool read_client(struct session *s)
 	uint32_t room = client_read_room(s);
 	if (room == 0)
 		return false;
-	if (batchable(s, &s->c))
-		return wq_add(s, WQ_CLIENT_R);
+	if (wq_queue(s, &s->c, WQ_CLIENT_R))
+		return false;
 	return client_got(s, conn_read(&s->c, s->in.p + s->in.end, room));
 }
 
@@ -1672,8 +1657,8 @@ static bool write_client(struct session *s)
 	int n = client_iov(s, iov);
 	if (n == 0)
 		return false;
-	if (batchable(s, &s->c))
-		return wq_add(s, WQ_CLIENT_W);
+	if (wq_queue(s, &s->c, WQ_CLIENT_W))
+		return false;
 	return client_wrote(s, conn_writev(&s->c, iov, n));
 }
 

@@ -300,8 +300,6 @@ static void *worker_main(void *arg)
 	char why[128];
 	if (!w->cur->conf->io_uring)
 		snprintf(why, sizeof(why), "io_uring: false");
-	else if ((w->iob_res = calloc(WORKER_BATCH, sizeof(*w->iob_res))) == NULL)
-		snprintf(why, sizeof(why), "out of memory");
 	else
 		w->iob = iobatch_new(WORKER_BATCH, true, why, sizeof(why));
 	atomic_store(&w->io_uring_on, w->iob != NULL);
@@ -370,7 +368,6 @@ void worker_free(struct worker *w)
 	live_shard_free(w->live);
 	upstream_pools_free(w->pools);
 	iobatch_free(w->iob);
-	free(w->iob_res);
 	free(w->wq);
 	free(w->wq_run);
 	free(w->rr);
