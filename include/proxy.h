@@ -22,7 +22,9 @@ void proxy_upstream_event(void *owner, short what);
 void proxy_flush(struct worker *w);
 
 /* Closes idle keep-alive sessions (drain); sessions with a request in flight finish first and
- * then close. Returns the number of sessions still open. */
+ * then close. Called between passes of the loop, after proxy_flush(), so that a request whose
+ * read was queued in the pass is read and served first. Returns the number of sessions still
+ * open. */
 unsigned proxy_drain(struct worker *w);
 
 /* Closes every session at once (shutdown). */

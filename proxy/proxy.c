@@ -1902,15 +1902,10 @@ unsigned proxy_drain(struct worker *w)
 
 	for (; s != NULL; s = next) {
 		next = s->next;
-		if (s->state == ST_HEAD && buf_len(&s->in) == 0) {
-			/* idle; unless a read of this pass is queued: then its request (which
-			 * the direct path would have read already) is served, with Connection:
-			 * close, or the session closes after the flush when nothing came */
-			if (s->wq_want == 0)
-				session_free(s);
-		} else {
+		if (s->state == ST_HEAD && buf_len(&s->in) == 0)
+			session_free(s);
+		else
 			s->close_after = true;
-		}
 	}
 	return STAT_GET(w->stats.sessions);
 }

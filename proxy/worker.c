@@ -192,8 +192,6 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 			accept_resume(w);
 		}
 	}
-	if (w->draining && proxy_drain(w) == 0)
-		event_base_loopbreak(w->base);
 }
 
 static void wake_cb(evutil_socket_t fd, short what, void *arg)
@@ -208,10 +206,8 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (!w->draining) {
-		w->draining = true;
+		w->draining = true; /* the loop drains after this pass (worker_main) */
 		close_listeners(w);
-		if (proxy_drain(w) == 0)
-			event_base_loopbreak(w->base);
 	}
 }
 
@@ -313,6 +309,10 @@ static void *worker_main(void *arg)
 	while (event_base_loop(w->base, EVLOOP_ONCE) == 0) {
 		proxy_flush(w);
 		w->clock_read = false; /* the next pass reads the time afresh */
+		/* between passes, with no I/O queued: idle sessions close, the others close
+		 * after their response; the tick wakes the loop to look again */
+		if (w->draining && proxy_drain(w) == 0)
+			break;
 		if (event_base_got_break(w->base))
 			break;
 	}
