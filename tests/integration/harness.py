@@ -807,6 +807,12 @@ def big_body(n):
 # Additions for the operations, outcomes, TLS and admin-auth tests.
 
 
+# The start of a YAML configuration for YamlConfig: the listener on @PORT@ and the admin API on
+# @ADMIN@. It has no braces, so a str.format template may begin with it.
+YAML_FRONT = ("listen:\n  - addr: 127.0.0.1:@PORT@\n"
+              "admin:\n  addr: 127.0.0.1:@ADMIN@\n")
+
+
 class YamlConfig(Config):
     """A configuration written out as given: the text may hold the placeholders @PORT@ and
     @ADMIN@, replaced by the client and admin ports picked for it. For what Config cannot

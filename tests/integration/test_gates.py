@@ -5,13 +5,9 @@ daemon's count. The streaks survive a reload."""
 
 import pytest
 
-from harness import HttpConn, wait_until
+from harness import HttpConn, YAML_FRONT, wait_until
 
-CONFIG = """\
-listen:
-  - addr: 127.0.0.1:@PORT@
-admin:
-  addr: 127.0.0.1:@ADMIN@
+CONFIG = YAML_FRONT + """\
 log:
   error: stderr
   level: info

@@ -9,13 +9,9 @@ import time
 
 import pytest
 
-from harness import HttpConn, metric_value, parse_prometheus, wait_until
+from harness import HttpConn, YAML_FRONT, metric_value, parse_prometheus, wait_until
 
-CONFIG = """\
-listen:
-  - addr: 127.0.0.1:@PORT@
-admin:
-  addr: 127.0.0.1:@ADMIN@
+CONFIG = YAML_FRONT + """\
 log:
   error: stderr
   outcomes: {fifo}

@@ -7,15 +7,11 @@ import time
 
 import pytest
 
-from harness import HttpConn, variant_for
+from harness import HttpConn, YAML_FRONT, variant_for
 
 WEIGHTS = [("control", 70), ("treatment", 30)]
 
-CONFIG = """\
-listen:
-  - addr: 127.0.0.1:@PORT@
-admin:
-  addr: 127.0.0.1:@ADMIN@
+CONFIG = YAML_FRONT + """\
 log:
   error: stderr
   outcomes: {outcomes}
