@@ -2,12 +2,10 @@
  * evaluate.c - periodic evaluation of A/B experiments (see include/evaluate.h).
  */
 #include <event2/event.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "accum.h"
 #include "analysis.h"
 #include "conf.h"
 #include "decide.h"

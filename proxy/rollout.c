@@ -13,7 +13,6 @@
 
 #include <cJSON.h>
 
-#include "accum.h"
 #include "analysis.h"
 #include "conf.h"
 #include "decide.h"
