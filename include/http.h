@@ -112,7 +112,10 @@ struct http_msg {
 
 	/* framing and semantics derived from the headers */
 	enum http_body body;
-	uint64_t content_length; /* valid when body == HTTP_BODY_LENGTH */
+	uint64_t content_length; /* valid when body == HTTP_BODY_LENGTH or has_length */
+	bool has_length;         /* a (valid) Content-Length field was present, even one of 0 or
+				  * one on a bodiless response (HEAD, 304) */
+	bool has_te;             /* a Transfer-Encoding field was present */
 	unsigned conn_flags;     /* HTTP_CONN_* from Connection */
 	bool keep_alive;         /* the sender allows another message on this connection */
 	bool expect_continue;    /* request carried "Expect: 100-continue" */

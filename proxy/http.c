@@ -894,6 +894,8 @@ static enum http_parse finish_head(struct http_msg *msg, const uint8_t *b, bool 
 
 	if (have_cl)
 		msg->content_length = cl;
+	msg->has_length = have_cl;
+	msg->has_te = te.seen;
 	if (response && bodiless_response(msg->status, req_method))
 		msg->body = HTTP_BODY_NONE;
 	else if (te.seen)

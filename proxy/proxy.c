@@ -31,6 +31,7 @@
 
 #include "conf.h"
 #include "conn.h"
+#include "fwd.h"
 #include "http.h"
 #include "httpd.h"
 #include "iobatch.h"
@@ -472,16 +473,18 @@ static void end_request(struct session *s, bool upstream_reusable)
 
 /* ---- local responses ------------------------------------------------------------------------ */
 
-static char *put_abgate_headers(struct session *s, char *o)
+/* What the session tags both heads with (see fwd.h). */
+static struct fwd_tags session_tags(const struct session *s)
 {
+	struct fwd_tags t = {.rid = s->rid, .rid_len = s->rid_len};
+
 	if (s->exp != NULL) {
-		o = PUTS(o, "X-Abgate-Experiment: ");
-		o = put(o, s->exp->name, s->exp->name_len);
-		o = PUTS(o, "\r\nX-Abgate-Variant: ");
-		o = put(o, s->variant->name, s->variant->name_len);
-		o = PUTS(o, "\r\n");
+		t.exp = s->exp->name;
+		t.exp_len = s->exp->name_len;
+		t.variant = s->variant->name;
+		t.variant_len = s->variant->name_len;
 	}
-	return o;
+	return t;
 }
 
 /* Answers the current request ourselves with a short text body giving the reason. With close
@@ -525,7 +528,8 @@ static void local_response(struct session *s, int status, const char *reason, bo
 		o = put(o, s->rid, s->rid_len);
 		o = PUTS(o, "\r\n");
 	}
-	o = put_abgate_headers(s, o);
+	struct fwd_tags tags = session_tags(s);
+	o = fwd_put_tags(o, &tags);
 	if (s->close_after)
 		o = PUTS(o, "Connection: close\r\n");
 	else if (s->minor == 0)
@@ -541,96 +545,6 @@ static void local_response(struct session *s, int status, const char *reason, bo
 }
 
 /* ---- request heads -------------------------------------------------------------------------- */
-
-/* What the rewriting needs to know of a header field, from its name alone. */
-enum hdr_kind {
-	HDR_PLAIN,
-	HDR_HOP,         /* hop-by-hop: Connection, Keep-Alive, TE, Trailer, Upgrade, Proxy-* */
-	HDR_CONNECTION,  /* Connection itself (hop-by-hop, and it names more) */
-	HDR_ABGATE,      /* X-Abgate-*: ours to set */
-	HDR_EXPECT,
-	HDR_XFF,
-	HDR_REQUEST_ID,
-};
-
-static enum hdr_kind classify(const char *n, uint32_t len)
-{
-	switch (n[0] | 0x20) {
-	case 'c':
-		return len == 10 && http_ieq_lit(n, "connection", 10) ? HDR_CONNECTION : HDR_PLAIN;
-	case 'e':
-		return len == 6 && http_ieq_lit(n, "expect", 6) ? HDR_EXPECT : HDR_PLAIN;
-	case 'k':
-		return len == 10 && http_ieq_lit(n, "keep-alive", 10) ? HDR_HOP : HDR_PLAIN;
-	case 'p':
-		return len > 6 && http_ieq_lit(n, "proxy-", 6) ? HDR_HOP : HDR_PLAIN;
-	case 't':
-		return (len == 2 && http_ieq_lit(n, "te", 2)) || (len == 7 && http_ieq_lit(n, "trailer", 7))
-			       ? HDR_HOP
-			       : HDR_PLAIN;
-	case 'u':
-		return len == 7 && http_ieq_lit(n, "upgrade", 7) ? HDR_HOP : HDR_PLAIN;
-	case 'x':
-		if (len > 9 && http_ieq_lit(n, "x-abgate-", 9))
-			return HDR_ABGATE;
-		if (len == 15 && http_ieq_lit(n, "x-forwarded-for", 15))
-			return HDR_XFF;
-		return len == 12 && http_ieq_lit(n, "x-request-id", 12) ? HDR_REQUEST_ID : HDR_PLAIN;
-	default:
-		return HDR_PLAIN;
-	}
-}
-
-#define MAX_CONN_TOKENS 16
-
-/* The header names listed in the Connection fields (they are hop-by-hop for this message). */
-static unsigned connection_tokens(const struct http_msg *m, const char *buf,
-				  const uint8_t *kinds, struct http_span *tok)
-{
-	unsigned n = 0;
-
-	for (uint32_t i = 0; i < m->nhdr; i++) {
-		if (kinds[i] != HDR_CONNECTION)
-			continue;
-		const char *p = buf + m->hdr[i].value.off, *end = p + m->hdr[i].value.len;
-		while (p < end && n < MAX_CONN_TOKENS) {
-			while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-				p++;
-			const char *t = p;
-			while (p < end && *p != ',' && *p != ' ' && *p != '\t')
-				p++;
-			if (p > t) {
-				tok[n].off = (uint32_t)(t - buf);
-				tok[n].len = (uint32_t)(p - t);
-				n++;
-			}
-		}
-	}
-	return n;
-}
-
-static bool named_by_connection(const char *buf, struct http_span name, const struct http_span *tok,
-				unsigned ntok)
-{
-	for (unsigned i = 0; i < ntok; i++)
-		if (tok[i].len == name.len &&
-		    strncasecmp(buf + tok[i].off, buf + name.off, name.len) == 0)
-			return true;
-	return false;
-}
-
-/* Classifies every field of m into kinds[]; returns the Connection-named tokens' count. */
-static unsigned classify_all(const struct http_msg *m, const char *buf, uint8_t *kinds,
-			     struct http_span *tok)
-{
-	bool conn = false;
-
-	for (uint32_t i = 0; i < m->nhdr; i++) {
-		kinds[i] = (uint8_t)classify(buf + m->hdr[i].name.off, m->hdr[i].name.len);
-		conn |= kinds[i] == HDR_CONNECTION;
-	}
-	return conn ? connection_tokens(m, buf, kinds, tok) : 0;
-}
 
 static char *put_hex64(char *o, uint64_t v)
 {
@@ -741,69 +655,23 @@ static void assign_variant(struct session *s, const struct conf_experiment *e,
 	}
 }
 
-/* Writes the request head for the upstream into uout. Returns false when it does not fit. */
+/* Writes the request head for the upstream into uout (see fwd.h). Returns false when it does
+ * not fit. */
 static bool rewrite_request(struct session *s, const struct http_msg *m, const char *buf)
 {
-	struct http_span tok[MAX_CONN_TOKENS];
-	uint8_t kinds[WORKER_MAX_HEADERS];
-	unsigned ntok = classify_all(m, buf, kinds, tok);
-	uint32_t cap = s->w->bufs.size;
-	char *o = s->uout.p, *end = s->uout.p + cap;
-	int xff = -1;
+	struct fwd_request r = {
+		.m = m,
+		.buf = buf,
+		.ip = s->ip,
+		.ip_len = s->ip_len,
+		.add_rid = s->rid_generated,
+		.tags = session_tags(s),
+	};
+	size_t n = fwd_request_head(s->uout.p, s->w->bufs.size, &r);
 
-	/* request line + the headers we add are bounded by the head plus 1 KiB */
-	if ((size_t)m->head_len + 1024 + 2 * UNIT_MAX > cap)
-		return false;
-	o = put(o, buf + m->method_s.off, m->method_s.len);
-	*o++ = ' ';
-	o = put(o, buf + m->target.off, m->target.len);
-	o = s->minor == 0 ? PUTS(o, " HTTP/1.0\r\n") : PUTS(o, " HTTP/1.1\r\n");
-	for (uint32_t i = 0; i < m->nhdr; i++) {
-		struct http_span n = m->hdr[i].name, v = m->hdr[i].value;
-		const char *nm = buf + n.off;
-		switch (kinds[i]) {
-		case HDR_HOP:
-		case HDR_CONNECTION:
-		case HDR_ABGATE:
-		case HDR_EXPECT:
-			continue;
-		case HDR_XFF:
-			if (xff < 0)
-				xff = (int)i;
-			continue;
-		default:
-			if (ntok > 0 && named_by_connection(buf, n, tok, ntok))
-				continue;
-		}
-		o = put(o, nm, n.len);
-		o = PUTS(o, ": ");
-		o = put(o, buf + v.off, v.len);
-		o = PUTS(o, "\r\n");
-	}
-	o = PUTS(o, "X-Forwarded-For: ");
-	if (xff >= 0) {
-		/* several X-Forwarded-For fields fold into one list, ours last */
-		for (uint32_t i = (uint32_t)xff; i < m->nhdr; i++) {
-			if (kinds[i] != HDR_XFF)
-				continue;
-			o = put(o, buf + m->hdr[i].value.off, m->hdr[i].value.len);
-			o = PUTS(o, ", ");
-		}
-	}
-	o = put(o, s->ip, s->ip_len);
-	o = PUTS(o, "\r\n");
-	if (s->rid_generated) {
-		o = PUTS(o, "X-Request-Id: ");
-		o = put(o, s->rid, s->rid_len);
-		o = PUTS(o, "\r\n");
-	}
-	o = put_abgate_headers(s, o);
-	o = PUTS(o, "\r\n");
-	if (o > end)
-		abort(); /* the bound above makes this impossible */
 	s->uout.start = 0;
-	s->uout.end = (uint32_t)(o - s->uout.p);
-	return true;
+	s->uout.end = (uint32_t)n;
+	return n > 0;
 }
 
 enum { CONNECT_OK = 0, CONNECT_FAILED = -1, CONNECT_ALL_DOWN = -2 };
@@ -1450,58 +1318,28 @@ static bool upstream_got(struct session *s, ssize_t n)
 
 /* ---- response heads ------------------------------------------------------------------------ */
 
-/* Writes the client's response head into out from the upstream's (in w->msg). */
+/* Writes the client's response head into out from the upstream's (in w->msg; see fwd.h). */
 static bool rewrite_response(struct session *s, const struct http_msg *m, const char *buf)
 {
-	struct http_span tok[MAX_CONN_TOKENS];
-	uint8_t kinds[WORKER_MAX_HEADERS];
-	unsigned ntok = classify_all(m, buf, kinds, tok);
-	uint32_t cap = s->w->bufs.size;
-	bool have_rid = false;
+	struct fwd_response r = {
+		.m = m,
+		.buf = buf,
+		.client_minor = s->minor,
+		.close = s->close_after,
+		.tags = session_tags(s),
+	};
 
+	if (s->set_cookie) {
+		r.cookie_name = s->exp->fallback_cookie;
+		r.cookie_name_len = s->exp->fallback_cookie_len;
+		r.cookie_value = s->unit;
+		r.cookie_value_len = s->unit_len;
+	}
 	if (!buf_ensure(s, &s->out))
 		return false;
-	if (s->out.end + (size_t)m->head_len + 1024 + 2 * UNIT_MAX > cap)
-		return false;
-	char *o = s->out.p + s->out.end;
-	o = PUTS(o, "HTTP/1.1 ");
-	o = put_u64(o, (uint64_t)m->status);
-	*o++ = ' ';
-	o = put(o, buf + m->reason.off, m->reason.len);
-	o = PUTS(o, "\r\n");
-	for (uint32_t i = 0; i < m->nhdr; i++) {
-		struct http_span n = m->hdr[i].name, v = m->hdr[i].value;
-		const char *nm = buf + n.off;
-		if (kinds[i] == HDR_HOP || kinds[i] == HDR_CONNECTION || kinds[i] == HDR_ABGATE ||
-		    (ntok > 0 && named_by_connection(buf, n, tok, ntok)))
-			continue;
-		if (kinds[i] == HDR_REQUEST_ID)
-			have_rid = true;
-		o = put(o, nm, n.len);
-		o = PUTS(o, ": ");
-		o = put(o, buf + v.off, v.len);
-		o = PUTS(o, "\r\n");
-	}
-	if (!have_rid) {
-		o = PUTS(o, "X-Request-Id: ");
-		o = put(o, s->rid, s->rid_len);
-		o = PUTS(o, "\r\n");
-	}
-	o = put_abgate_headers(s, o);
-	if (s->set_cookie) {
-		o = PUTS(o, "Set-Cookie: ");
-		o = put(o, s->exp->fallback_cookie, s->exp->fallback_cookie_len);
-		*o++ = '=';
-		o = put(o, s->unit, s->unit_len);
-		o = PUTS(o, "; Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax\r\n");
-	}
-	if (s->close_after)
-		o = PUTS(o, "Connection: close\r\n");
-	else if (s->minor == 0)
-		o = PUTS(o, "Connection: keep-alive\r\n");
-	o = PUTS(o, "\r\n");
-	s->out.end = (uint32_t)(o - s->out.p);
-	return true;
+	size_t n = fwd_response_head(s->out.p + s->out.end, s->w->bufs.size - s->out.end, &r);
+	s->out.end += (uint32_t)n;
+	return n > 0;
 }
 
 /* ST_PROXY: parses the response head once it is in uin. */
