@@ -56,6 +56,10 @@ int conn_tls_accept(struct conn *c, void *ctx);
  * against host. Returns 0 or -1. */
 int conn_tls_connect(struct conn *c, void *ctx, const char *host, bool verify);
 
+/* Ends the sending side: a TLS close_notify (once the handshake is done), then a TCP half-close.
+ * Reading may go on (see net_linger_read()). */
+void conn_shutdown_write(struct conn *c);
+
 /* Closes the socket and frees the event and TLS state; the struct belongs to the caller. */
 void conn_close(struct conn *c);
 

@@ -3,8 +3,15 @@
  * listener and the `abgate backend` test/demo model server.
  *
  * Each accepted socket is registered once with libevent (EV_READ|EV_WRITE|EV_PERSIST|EV_ET);
- * requests are parsed with http.h, bodies must carry Content-Length (chunked -> 411), are read
- * whole up to opts.max_body (413 beyond) and handed to the handler with the request. Pipelined
+ * requests are parsed with http.h. A request's head is shown to opts.head (when set) before any
+ * body byte is read: it may refuse the request there (authentication, a per-endpoint body
+ * limit), and then the body is never read or buffered. Bodies must carry Content-Length
+ * (chunked -> 411), are read whole up to the request's limit (413 beyond) and handed to the
+ * handler with the request. Memory is bounded: at most opts.max_conns connections (beyond it
+ * the oldest connection that has not sent a whole head yet makes room, so a flood of slow or
+ * idle connections cannot lock out a client that sends its request at once), a head within
+ * opts.head_timeout_ms, and request bodies buffered at once at most opts.max_body_total bytes
+ * in all (503 beyond). A connection closed with its peer still sending lingers (net.h). Pipelined
  * requests are answered in order: the next one is parsed only after the current one was
  * answered. The handler may answer at once or later (from a timer): the request stays valid
  * until httpd_respond() is called exactly once; if the client went away meanwhile the answer is
@@ -24,10 +31,24 @@ struct httpd_req;
 
 typedef void (*httpd_handler_cb)(struct httpd_req *req, void *arg);
 
+/*
+ * Looks at a request whose head has arrived, before any body byte is read. Returns true to go
+ * on: the body (at most *max_body bytes, which the callback may lower) is read and the request
+ * handed to the handler. Returns false after answering the request itself with httpd_respond():
+ * its body is then never read, and a connection whose request has a body closes (lingering).
+ */
+typedef bool (*httpd_head_cb)(struct httpd_req *req, void *arg, size_t *max_body);
+
 struct httpd_opts {
 	size_t max_body;           /* default 1 MiB */
 	uint32_t max_header_bytes; /* default 16384 */
 	uint32_t idle_timeout_ms;  /* default 60000: keep-alive and slow requests */
+	uint32_t head_timeout_ms;  /* a request head must arrive whole this soon (408); default
+				    * 10000, or idle_timeout_ms when that is shorter */
+	size_t max_conns;          /* connections at once; default 256 */
+	size_t max_body_total;     /* request body bytes buffered at once, all connections;
+				    * default 4 * max_body */
+	httpd_head_cb head;        /* NULL: every head goes on */
 	const char *server_name;   /* Server header; NULL: none */
 };
 
@@ -60,7 +81,7 @@ void httpd_add_header(struct httpd_req *req, const char *line);
 
 /*
  * Answers the request: status, Content-Type (NULL: none), body of len bytes (copied).
- * Frees req. Must be called exactly once per request.
+ * Frees req. Must be called exactly once per request (from the head callback, or the handler).
  */
 void httpd_respond(struct httpd_req *req, int status, const char *content_type, const char *body,
 		   size_t len);

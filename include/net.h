@@ -26,4 +26,19 @@ size_t net_addr_str(const struct sockaddr *sa, char *dst, size_t cap);
  * or -1. For tests and command-line options; configuration addresses go through conf. */
 int net_parse_addr(const char *text, struct sockaddr_storage *ss, socklen_t *len);
 
+/*
+ * Lingering close, for a connection closed after an answer while its peer may still be sending
+ * (a body not read, a request refused before it was read): the write side is shut, and the
+ * peer's bytes are read and dropped for at most NET_LINGER_MS and NET_LINGER_BYTES, or until
+ * it closes. Closing at once would reset the connection, and a reset makes the peer's stack
+ * throw away the answer it has not read yet. The admin listener and the data path both use it.
+ */
+#define NET_LINGER_MS 5000
+#define NET_LINGER_BYTES (64u << 20)
+
+/* Reads and drops what fd holds, taking the bytes from *budget. Returns true to go on waiting
+ * (the socket is empty for now), false to close now: the peer closed, an error, or the budget
+ * is spent. */
+bool net_linger_read(int fd, size_t *budget);
+
 #endif

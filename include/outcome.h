@@ -17,6 +17,9 @@ struct conf;
 struct conf_experiment;
 struct conf_variant;
 
+/* Most outcomes in one batch (POST /outcomes answers 400 beyond it). */
+#define OUTCOME_BATCH_MAX 10000
+
 struct outcome {
 	const struct conf_experiment *e; /* (ref) into the generation */
 	const struct conf_variant *v;    /* (ref) */
@@ -32,7 +35,8 @@ struct outcome_batch {
 };
 
 /*
- * Parses and validates body against generation c. All or nothing: returns 0 with every outcome
+ * Parses and validates body against generation c: exactly one JSON document (an object or an
+ * array of at most OUTCOME_BATCH_MAX objects), optionally surrounded by whitespace. All or nothing: returns 0 with every outcome
  * in *batch (free with outcome_batch_free), or -1 with one line in err naming the first bad
  * outcome and why (nothing in *batch). The batch refers into c: keep c alive while using it.
  */

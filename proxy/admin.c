@@ -11,7 +11,10 @@
  *   POST /experiments/NAME/promote     rollout commands (also rollback, pause, resume); an
  *                                      unknown command is 400, an experiment without a
  *                                      rollout 409
- * With admin.token_file, every request needs the bearer token (401 without it).
+ * With admin.token_file, every request needs the bearer token (401 without it), checked on the
+ * head before any body byte is read; so are the method (405), the query (400 for a parameter
+ * the endpoint does not take) and the body size (413). JSON bodies are strict: one document,
+ * nothing after it but whitespace.
  */
 #include <math.h>
 #include <stdio.h>
@@ -70,6 +73,33 @@ static void respond_error(struct httpd_req *req, int status, const char *reason)
 
 	cJSON_AddStringToObject(doc, "error", reason);
 	respond_json(req, status, doc);
+}
+
+/* Whether every query parameter's name is in allowed (NULL-terminated; may be empty). Sets
+ * *bad to the first that is not (a span of the raw query). */
+static bool query_known(const struct httpd_req *req, const char *const *allowed, const char **bad,
+			size_t *bad_len)
+{
+	size_t qlen;
+	const char *q = httpd_req_query(req, &qlen), *end = q + qlen;
+
+	while (q < end) {
+		const char *amp = memchr(q, '&', (size_t)(end - q));
+		if (amp == NULL)
+			amp = end;
+		const char *eq = memchr(q, '=', (size_t)(amp - q));
+		size_t n = (size_t)((eq != NULL ? eq : amp) - q);
+		bool ok = n == 0 && amp == q; /* an empty piece ("a&&b") names nothing */
+		for (size_t i = 0; allowed[i] != NULL && !ok; i++)
+			ok = strlen(allowed[i]) == n && memcmp(allowed[i], q, n) == 0;
+		if (!ok) {
+			*bad = q;
+			*bad_len = n;
+			return false;
+		}
+		q = amp + 1;
+	}
+	return true;
 }
 
 /* ---- reload --------------------------------------------------------------------------------- */
@@ -151,9 +181,15 @@ static void handle_report(struct httpd_req *req, const char *name, size_t nlen)
 	char generated[32];
 	uint64_t seq;
 
-	if (httpd_req_query_param(req, "format", fmt_name, sizeof(fmt_name)) < 0)
-		strcpy(fmt_name, "json");
-	int fmt = render_format_parse(fmt_name);
+	static const char *const none[] = {NULL};
+	const char *bad;
+	size_t bad_len;
+	/* an absent format is json (admin_head() let no other parameter through); one too long
+	 * for fmt_name is no format we know */
+	int fmt = -1;
+	if (httpd_req_query_param(req, "format", fmt_name, sizeof(fmt_name)) >= 0 ||
+	    query_known(req, none, &bad, &bad_len))
+		fmt = render_format_parse(fmt_name);
 	if (fmt < 0)
 		return respond_error(req, 400, "format must be json, text, md or html");
 	struct conf *c = server_conf_acquire(&seq);
@@ -469,55 +505,135 @@ static bool authorized(const struct httpd_req *req)
 
 /* ---- dispatch --------------------------------------------------------------------------------- */
 
-void admin_handle(struct httpd_req *req, void *arg)
+enum endpoint {
+	EP_NONE,
+	EP_HEALTHZ,
+	EP_READYZ,
+	EP_METRICS,
+	EP_EXPERIMENTS,
+	EP_REPORT,
+	EP_COMMAND,
+	EP_RELOAD,
+	EP_OUTCOMES,
+};
+
+static enum endpoint endpoint_of(const struct httpd_req *req)
 {
-	enum http_method m = httpd_req_method(req);
-	bool get = m == HTTP_M_GET || m == HTTP_M_HEAD;
 	size_t plen;
 	const char *path = httpd_req_path(req, &plen);
 
+	if (path_is(req, "/healthz"))
+		return EP_HEALTHZ;
+	if (path_is(req, "/readyz"))
+		return EP_READYZ;
+	if (path_is(req, "/metrics"))
+		return EP_METRICS;
+	if (path_is(req, "/experiments"))
+		return EP_EXPERIMENTS;
+	if (path_is(req, "/reload"))
+		return EP_RELOAD;
+	if (path_is(req, "/outcomes"))
+		return EP_OUTCOMES;
+	if (plen > 20 && memcmp(path, "/experiments/", 13) == 0 &&
+	    memcmp(path + plen - 7, "/report", 7) == 0)
+		return EP_REPORT;
+	if (plen > 13 && memcmp(path, "/experiments/", 13) == 0 &&
+	    memchr(path + 13, '/', plen - 13) != NULL)
+		return EP_COMMAND;
+	return EP_NONE;
+}
+
+bool admin_head(struct httpd_req *req, void *arg, size_t *max_body)
+{
+	static const char *const none[] = {NULL};
+	static const char *const report[] = {"format", NULL};
+	enum http_method m = httpd_req_method(req);
+	bool get = m == HTTP_M_GET || m == HTTP_M_HEAD;
+	enum endpoint ep = endpoint_of(req);
+	const char *bad;
+	size_t bad_len;
+
+	(void)arg;
 	if (!authorized(req)) {
 		httpd_add_header(req, "WWW-Authenticate: Bearer realm=\"abgate admin\"");
-		return respond_error(req, 401, "missing or wrong bearer token");
+		respond_error(req, 401, "missing or wrong bearer token");
+		return false;
 	}
-	if (path_is(req, "/healthz")) {
-		if (!get)
-			return respond_error(req, 405, "use GET");
+	*max_body = ADMIN_SMALL_BODY;
+	switch (ep) {
+	case EP_NONE:
+		respond_error(req, 404, "no such admin endpoint");
+		return false;
+	case EP_HEALTHZ:
+	case EP_READYZ:
+	case EP_METRICS:
+	case EP_EXPERIMENTS:
+	case EP_REPORT:
+		if (!get) {
+			respond_error(req, 405, "use GET");
+			return false;
+		}
+		break;
+	case EP_COMMAND:
+	case EP_RELOAD:
+	case EP_OUTCOMES:
+		if (m != HTTP_M_POST) {
+			respond_error(req, 405, "use POST");
+			return false;
+		}
+		break;
+	}
+	if (!query_known(req, ep == EP_REPORT ? report : none, &bad, &bad_len)) {
+		char msg[160];
+		snprintf(msg, sizeof(msg), "unknown query parameter '%.*s'%s",
+			 (int)(bad_len > 64 ? 64 : bad_len), bad,
+			 ep == EP_REPORT ? " (this endpoint takes format)"
+					 : " (this endpoint takes none)");
+		respond_error(req, 400, msg);
+		return false;
+	}
+	if (ep == EP_OUTCOMES)
+		*max_body = ADMIN_OUTCOMES_MAX_BYTES;
+	return true;
+}
+
+/* Answers a request admin_head() let through. */
+void admin_handle(struct httpd_req *req, void *arg)
+{
+	size_t plen;
+	const char *path = httpd_req_path(req, &plen);
+
+	(void)arg;
+	switch (endpoint_of(req)) {
+	case EP_HEALTHZ:
 		httpd_respond(req, 200, "text/plain", "ok\n", 3);
-	} else if (path_is(req, "/readyz")) {
-		if (!get)
-			return respond_error(req, 405, "use GET");
+		break;
+	case EP_READYZ:
 		if (server_ready())
 			httpd_respond(req, 200, "text/plain", "ready\n", 6);
 		else
 			httpd_respond(req, 503, "text/plain", "draining\n", 9);
-	} else if (path_is(req, "/metrics")) {
-		if (!get)
-			return respond_error(req, 405, "use GET");
+		break;
+	case EP_METRICS:
 		handle_metrics(req);
-	} else if (path_is(req, "/experiments")) {
-		if (!get)
-			return respond_error(req, 405, "use GET");
+		break;
+	case EP_EXPERIMENTS:
 		handle_experiments(req);
-	} else if (plen > 13 && memcmp(path, "/experiments/", 13) == 0 && plen > 20 &&
-		   memcmp(path + plen - 7, "/report", 7) == 0) {
-		if (!get)
-			return respond_error(req, 405, "use GET");
+		break;
+	case EP_REPORT:
 		handle_report(req, path + 13, plen - 20);
-	} else if (plen > 13 && memcmp(path, "/experiments/", 13) == 0 &&
-		   memchr(path + 13, '/', plen - 13) != NULL) {
-		if (m != HTTP_M_POST)
-			return respond_error(req, 405, "use POST");
+		break;
+	case EP_COMMAND:
 		handle_rollout_command(req, path + 13, plen - 13);
-	} else if (path_is(req, "/reload")) {
-		if (m != HTTP_M_POST)
-			return respond_error(req, 405, "use POST");
+		break;
+	case EP_RELOAD:
 		handle_reload(req);
-	} else if (path_is(req, "/outcomes")) {
-		if (m != HTTP_M_POST)
-			return respond_error(req, 405, "use POST");
+		break;
+	case EP_OUTCOMES:
 		handle_outcomes(req);
-	} else {
+		break;
+	case EP_NONE:
 		respond_error(req, 404, "no such admin endpoint");
+		break;
 	}
 }

@@ -514,7 +514,10 @@ int backend_main(int argc, char **argv)
 		fprintf(stderr, "abgate backend: cannot create the event loop\n");
 		return 2;
 	}
-	struct httpd_opts hopts = {.max_body = BACKEND_MAX_BODY, .server_name = NULL};
+	struct httpd_opts hopts = {.max_body = BACKEND_MAX_BODY,
+				   .max_body_total = SIZE_MAX,
+				   .max_conns = 65536,
+				   .server_name = NULL};
 	b.httpd = httpd_new(b.base, fd, &hopts, backend_handle, &b); /* owns fd now */
 	sigterm = evsignal_new(b.base, SIGTERM, backend_signal_cb, &b);
 	sigint = evsignal_new(b.base, SIGINT, backend_signal_cb, &b);

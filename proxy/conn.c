@@ -264,6 +264,17 @@ fail:
 	return -1;
 }
 
+void conn_shutdown_write(struct conn *c)
+{
+	if (c->tls != NULL && SSL_is_init_finished((SSL *)c->tls)) {
+		(void)SSL_shutdown(c->tls); /* one close_notify, no waiting for the peer's */
+		ERR_clear_error();
+	}
+	if (c->fd >= 0)
+		(void)shutdown(c->fd, SHUT_WR);
+	c->writable = false;
+}
+
 void conn_close(struct conn *c)
 {
 	if (c->tls != NULL) {

@@ -41,13 +41,13 @@
 #define RBUF_KEEP 16384		   /* an idle connection keeps a read buffer up to this size */
 #define WBUF_KEEP 65536		   /* ... and a write buffer up to this size */
 #define WBUF_HIGH (256 * 1024)	   /* stop taking requests while this much output is unsent */
-#define LINGER_MS 2000		   /* after an error reply: how long to drain the peer's bytes */
-#define LINGER_BYTES (1024 * 1024) /* ... and how many at most */
 #define ACCEPT_PAUSE_MS 100	   /* out of descriptors: stop accepting this long */
 
 #define DEFAULT_MAX_BODY (1024 * 1024)
 #define DEFAULT_MAX_HEADER_BYTES 16384
 #define DEFAULT_IDLE_TIMEOUT_MS 60000
+#define DEFAULT_HEAD_TIMEOUT_MS 10000
+#define DEFAULT_MAX_CONNS 256
 
 enum conn_state {
 	CS_HEAD,    /* waiting for (the rest of) a request head */
@@ -79,7 +79,11 @@ struct httpd_conn {
 	bool peer_eof;	 /* the peer shut its write side */
 	bool running;	 /* conn_run() is on the stack: httpd_respond() must not re-enter */
 	bool keep_alive; /* the current request allows another one after it */
+	bool early;	 /* the head callback holds the request: its body is not read */
+	bool timed_head; /* the head timer runs (armed at the head's first byte) */
 	size_t linger_left;
+	size_t max_body; /* the current request's body limit (the head callback may lower it) */
+	size_t reserved; /* body bytes of this request counted in h->body_bytes */
 
 	char *rbuf; /* [rpos, rlen) holds unprocessed request bytes */
 	size_t rpos, rlen, rcap;
@@ -103,7 +107,10 @@ struct httpd {
 	size_t rbuf_max;
 	httpd_handler_cb cb;
 	void *arg;
-	struct httpd_conn *conns; /* every connection, including closed ones awaiting a response */
+	struct httpd_conn *conns; /* every connection, including closed ones awaiting a response;
+				   * newest first */
+	size_t nconns;		  /* open connections in conns */
+	size_t body_bytes;	  /* request bodies being buffered, all connections */
 	time_t date_sec;	  /* second that date[] was formatted for */
 	char date[40];
 };
@@ -232,13 +239,18 @@ static int rbuf_make_room(struct httpd_conn *c)
 		c->rpos = 0;
 		return 1;
 	}
-	if (c->rcap >= c->h->rbuf_max)
+	/* until a head is accepted the buffer holds at most a head: a body announced by a
+	 * request that is then refused is never buffered */
+	size_t max = c->state == CS_BODY ? c->msg.head_len + c->body_len : c->h->opts.max_header_bytes;
+	if (max > c->h->rbuf_max)
+		max = c->h->rbuf_max;
+	if (c->rcap >= max)
 		return 0;
 	size_t cap = c->rcap ? c->rcap * 2 : RBUF_MIN;
-	if (c->state == CS_BODY && cap < c->msg.head_len + c->body_len)
-		cap = c->msg.head_len + c->body_len;
-	if (cap > c->h->rbuf_max)
-		cap = c->h->rbuf_max;
+	if (c->state == CS_BODY && cap < max)
+		cap = max;
+	if (cap > max)
+		cap = max;
 	char *p = realloc(c->rbuf, cap);
 	if (p == NULL)
 		return -1;
@@ -334,25 +346,10 @@ static int conn_flush(struct httpd_conn *c)
  * connection should go now (EOF, error, or the byte budget spent), true to keep waiting. */
 static bool conn_linger(struct httpd_conn *c)
 {
-	char scratch[4096];
-
 	if (c->peer_eof)
 		return false;
-	while (c->readable) {
-		ssize_t n = recv(c->fd, scratch, sizeof(scratch), 0);
-		if (n > 0) {
-			if ((size_t)n >= c->linger_left)
-				return false;
-			c->linger_left -= (size_t)n;
-		} else if (n == 0) {
-			return false;
-		} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-			c->readable = false;
-		} else if (errno != EINTR) {
-			return false;
-		}
-	}
-	return true;
+	c->readable = false;
+	return net_linger_read(c->fd, &c->linger_left);
 }
 
 /* ---- responses ---- */
@@ -435,6 +432,38 @@ static void conn_error(struct httpd_conn *c, int status, const char *detail)
 
 /* ---- the request state machine ---- */
 
+/* Gives back the current request's share of the body budget. */
+static void conn_unreserve(struct httpd_conn *c)
+{
+	c->h->body_bytes -= c->reserved;
+	c->reserved = 0;
+}
+
+/*
+ * Shows the parsed head at rpos to the head callback. Returns true when the request goes on,
+ * false when the callback answered it (the body is not read).
+ */
+static bool conn_head(struct httpd_conn *c)
+{
+	struct httpd *h = c->h;
+
+	c->max_body = h->opts.max_body;
+	if (h->opts.head == NULL)
+		return true;
+	c->state = CS_HANDLER;
+	c->early = true;
+	c->req.buf = c->rbuf + c->rpos;
+	c->req.xhdr_len = 0;
+	bool go = h->opts.head(&c->req, h->arg, &c->max_body);
+	c->early = false;
+	if (!go)
+		return false; /* httpd_respond() set the state */
+	c->state = CS_HEAD;
+	if (c->max_body > h->opts.max_body)
+		c->max_body = h->opts.max_body;
+	return true;
+}
+
 /* Hands the complete request at rpos to the handler. */
 static void conn_dispatch(struct httpd_conn *c)
 {
@@ -462,7 +491,7 @@ static bool conn_parse(struct httpd_conn *c)
 		switch (http_parse_request(m, buf, avail, &c->h->lim)) {
 		case HTTP_AGAIN:
 			/* The buffer is as large as it gets and still holds no whole head. */
-			if (c->rpos == 0 && c->rlen == c->h->rbuf_max) {
+			if (c->rpos == 0 && c->rlen >= c->h->opts.max_header_bytes) {
 				conn_error(c, 431, NULL);
 				return true;
 			}
@@ -474,16 +503,30 @@ static bool conn_parse(struct httpd_conn *c)
 		case HTTP_OK:
 			break;
 		}
+		c->keep_alive = m->keep_alive;
+		if (c->timed_head) {
+			c->timed_head = false;
+			conn_set_timer(c, c->h->opts.idle_timeout_ms); /* now for the body */
+		}
+		if (!conn_head(c))
+			return true;
 		if (m->body == HTTP_BODY_CHUNKED) {
 			conn_error(c, 411, NULL);
 			return true;
 		}
-		if (m->body == HTTP_BODY_LENGTH && m->content_length > c->h->opts.max_body) {
-			conn_error(c, 413, NULL);
+		if (m->body == HTTP_BODY_LENGTH && m->content_length > c->max_body) {
+			conn_error(c, 413, c->max_body < c->h->opts.max_body
+						   ? "this endpoint takes a smaller body"
+						   : NULL);
 			return true;
 		}
 		c->body_len = m->body == HTTP_BODY_LENGTH ? (size_t)m->content_length : 0;
-		c->keep_alive = m->keep_alive;
+		if (c->h->opts.max_body_total - c->h->body_bytes < c->body_len) {
+			conn_error(c, 503, "too many request bodies at once; retry");
+			return true;
+		}
+		c->reserved = c->body_len;
+		c->h->body_bytes += c->body_len;
 		c->state = CS_BODY;
 		if (m->expect_continue && m->minor == 1 && c->body_len > 0 &&
 		    avail < m->head_len + c->body_len) {
@@ -521,8 +564,8 @@ static bool conn_drive(struct httpd_conn *c)
 			 */
 			shutdown(c->fd, SHUT_WR);
 			c->state = CS_LINGER;
-			c->linger_left = LINGER_BYTES;
-			conn_set_timer(c, LINGER_MS);
+			c->linger_left = NET_LINGER_BYTES;
+			conn_set_timer(c, NET_LINGER_MS);
 			return conn_linger(c);
 		case CS_LINGER:
 			return conn_linger(c);
@@ -538,8 +581,14 @@ static bool conn_drive(struct httpd_conn *c)
 		ssize_t n = conn_read(c);
 		if (n < 0)
 			return false;
-		if (n > 0)
+		if (n > 0) {
+			if (c->state == CS_HEAD && !c->timed_head) {
+				/* a head has begun: it must now come whole in time */
+				c->timed_head = true;
+				conn_set_timer(c, c->h->opts.head_timeout_ms);
+			}
 			continue;
+		}
 		if (c->readable) {
 			/* Buffer full at its bound, yet the parser wants more: cannot happen with a
 			 * correct parser (a head over max_header_bytes is TOO_LARGE); answer
@@ -612,6 +661,11 @@ static void conn_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (c->state == CS_HANDLER && c->woff == c->wlen)
 		return; /* the handler's time is its own */
+	if (c->state == CS_HEAD && c->rlen > c->rpos && c->woff == c->wlen) {
+		conn_error(c, 408, "request head not received in time");
+		conn_run(c); /* may free c */
+		return;
+	}
 	if (c->state != CS_LINGER)
 		log_debug("httpd: %s: timeout", c->peer);
 	conn_close(c); /* may free c */
@@ -637,6 +691,8 @@ static void conn_close(struct httpd_conn *c)
 		return;
 
 	struct httpd *h = c->h;
+	conn_unreserve(c);
+	h->nconns--;
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else
@@ -651,6 +707,35 @@ static void conn_close(struct httpd_conn *c)
 	free(c);
 }
 
+/*
+ * At the connection limit, makes room by closing the oldest connection that is lingering after
+ * its last answer, else the oldest that sent part of a head (slow or stalled), else the oldest
+ * idle one.
+ * Connections whose request is being read or handled are kept. Returns whether it made room.
+ */
+static bool conn_evict(struct httpd *h)
+{
+	struct httpd_conn *answered = NULL, *partial = NULL, *idle = NULL;
+
+	/* the list is newest first: the last match of each kind is its oldest */
+	for (struct httpd_conn *c = h->conns; c != NULL; c = c->next) {
+		if (c->fd < 0)
+			continue;
+		if (c->state == CS_LINGER)
+			answered = c;
+		else if (c->state == CS_HEAD && c->rlen > c->rpos)
+			partial = c;
+		else if (c->state == CS_HEAD)
+			idle = c;
+	}
+	struct httpd_conn *victim = answered != NULL ? answered : partial != NULL ? partial : idle;
+	if (victim == NULL)
+		return false;
+	log_debug("httpd: connection limit: closing %s (waiting for a head)", victim->peer);
+	conn_close(victim);
+	return true;
+}
+
 /* Takes ownership of the accepted socket fd (closed on failure). */
 static void conn_new(struct httpd *h, int fd, const struct sockaddr *sa)
 {
@@ -662,6 +747,13 @@ static void conn_new(struct httpd *h, int fd, const struct sockaddr *sa)
 		close(fd);
 		return;
 	}
+	if (h->nconns >= h->opts.max_conns && !conn_evict(h)) {
+		log_debug("httpd: connection limit (%zu) reached, refusing one", h->opts.max_conns);
+		free(c);
+		close(fd);
+		return;
+	}
+	h->nconns++;
 	c->h = h;
 	c->fd = fd;
 	c->state = CS_HEAD;
@@ -767,6 +859,14 @@ struct httpd *httpd_new(struct event_base *base, int fd, const struct httpd_opts
 		h->opts.max_header_bytes = DEFAULT_MAX_HEADER_BYTES;
 	if (h->opts.idle_timeout_ms == 0)
 		h->opts.idle_timeout_ms = DEFAULT_IDLE_TIMEOUT_MS;
+	if (h->opts.head_timeout_ms == 0)
+		h->opts.head_timeout_ms = DEFAULT_HEAD_TIMEOUT_MS < h->opts.idle_timeout_ms
+						  ? DEFAULT_HEAD_TIMEOUT_MS
+						  : h->opts.idle_timeout_ms;
+	if (h->opts.max_conns == 0)
+		h->opts.max_conns = DEFAULT_MAX_CONNS;
+	if (h->opts.max_body_total == 0)
+		h->opts.max_body_total = 4 * h->opts.max_body;
 	h->lim.max_header_bytes = h->opts.max_header_bytes;
 	h->lim.max_request_line = HTTPD_MAX_REQUEST_LINE;
 	h->lim.max_headers = HTTPD_MAX_HEADERS;
@@ -817,13 +917,16 @@ void httpd_respond(struct httpd_req *req, int status, const char *content_type, 
 		conn_close(c);
 		return;
 	}
+	if (c->early && c->msg.body != HTTP_BODY_NONE)
+		c->keep_alive = false; /* the body was not read: nothing after it can be */
 	bool head_only = c->msg.method == HTTP_M_HEAD;
 	if (conn_put_response(c, status, content_type, body, len, head_only, c->keep_alive,
 			      req->xhdr, req->xhdr_len) < 0) {
 		log_warnx("httpd: %s: out of memory for a response", c->peer);
 		c->keep_alive = false;
 	}
-	c->rpos += c->msg.head_len + c->body_len;
+	c->rpos += c->msg.head_len + (c->early ? 0 : c->body_len);
+	conn_unreserve(c);
 	if (c->rpos == c->rlen) {
 		c->rpos = c->rlen = 0;
 		if (c->rcap > RBUF_KEEP) {

@@ -130,3 +130,22 @@ int net_parse_addr(const char *text, struct sockaddr_storage *ss, socklen_t *len
 	}
 	return -1;
 }
+
+bool net_linger_read(int fd, size_t *budget)
+{
+	for (;;) {
+		/* MSG_TRUNC on a TCP socket drops the bytes in the kernel without copying them */
+		ssize_t n = recv(fd, NULL, 1u << 20, MSG_TRUNC | MSG_DONTWAIT);
+		if (n > 0) {
+			if ((size_t)n >= *budget)
+				return false;
+			*budget -= (size_t)n;
+		} else if (n == 0) {
+			return false;
+		} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			return true;
+		} else if (errno != EINTR) {
+			return false;
+		}
+	}
+}

@@ -171,16 +171,42 @@ int outcome_parse(const struct conf *c, const char *body, size_t len, struct out
 		snprintf(err, errlen, "empty body: send a JSON object or an array of objects");
 		return -1;
 	}
-	cJSON *doc = cJSON_ParseWithLength(body, len);
+	const char *end = NULL;
+	cJSON *doc = cJSON_ParseWithLengthOpts(body, len, &end, false);
 	if (doc == NULL) {
 		snprintf(err, errlen, "malformed JSON near byte %zu",
 			 (size_t)(cJSON_GetErrorPtr() != NULL ? cJSON_GetErrorPtr() - body : 0));
+		return -1;
+	}
+	/* one document and nothing after it: trailing bytes, or a second document, would be
+	 * dropped without a word */
+	size_t at = end != NULL ? (size_t)(end - body) : len;
+	while (at < len && (body[at] == ' ' || body[at] == '\t' || body[at] == '\r' ||
+			    body[at] == '\n'))
+		at++;
+	if (at < len) {
+		cJSON_Delete(doc);
+		snprintf(err, errlen,
+			 "unexpected bytes after the JSON document at byte %zu: send one object or "
+			 "one array of objects",
+			 at);
+		return -1;
+	}
+	if (!cJSON_IsArray(doc) && !cJSON_IsObject(doc)) {
+		cJSON_Delete(doc);
+		snprintf(err, errlen, "the body must be a JSON object or an array of objects");
 		return -1;
 	}
 	size_t n = cJSON_IsArray(doc) ? (size_t)cJSON_GetArraySize(doc) : 1;
 	if (n == 0) {
 		cJSON_Delete(doc);
 		snprintf(err, errlen, "empty array: nothing to record");
+		return -1;
+	}
+	if (n > OUTCOME_BATCH_MAX) {
+		cJSON_Delete(doc);
+		snprintf(err, errlen, "%zu outcomes in one batch: at most %d; nothing was recorded", n,
+			 OUTCOME_BATCH_MAX);
 		return -1;
 	}
 	if ((batch->items = calloc(n, sizeof(*batch->items))) == NULL) {

@@ -57,6 +57,7 @@ enum state {
 	ST_HEAD,  /* waiting for (the rest of) a request head; idle when `in` is empty */
 	ST_PROXY, /* a request is being exchanged with an upstream */
 	ST_LOCAL, /* writing a response of our own (an error), then ST_HEAD or close */
+	ST_LINGER, /* answered and half-closed: dropping what the client still sends (net.h) */
 };
 
 struct buf {
@@ -79,11 +80,13 @@ struct session {
 	bool client_eof;
 	bool close_after;  /* close once the current response is out */
 	bool keep_alive;   /* the client allows another request after this one */
+	size_t linger_left; /* ST_LINGER: bytes still to drop before closing anyway */
 
 	uint64_t t_client;   /* last read from or write to the client (us) */
 	uint64_t t_upstream; /* last progress with the upstream, or connect start */
 	uint64_t t_head;     /* first byte of the pending head */
 	uint64_t t_start;    /* request head complete */
+	uint64_t t_linger;   /* ST_LINGER began */
 
 	/* the request in flight */
 	struct gen *gen; /* (ref) held for the request */
@@ -302,6 +305,13 @@ static enum timeout_result check_timeouts(struct session *s, uint64_t now, uint6
 		break;
 	case ST_LOCAL:
 		d = DEADLINE(s->t_client, lim->client_timeout_ms);
+		if (now >= d) {
+			session_free(s);
+			return TO_FREED;
+		}
+		break;
+	case ST_LINGER:
+		d = DEADLINE(s->t_linger, NET_LINGER_MS);
 		if (now >= d) {
 			session_free(s);
 			return TO_FREED;
@@ -833,6 +843,10 @@ static bool handle_head(struct session *s)
 	if (memchr(buf + s->lf_scan, '\n', len - s->lf_scan) == NULL) {
 		s->lf_scan = len;
 		const struct conf_limits *lim = &w->cur->conf->limits;
+		if (len > lim->max_request_line && memchr(buf, '\n', len) == NULL) {
+			local_response(s, 414, "request line longer than limits.max_request_line", true);
+			return true;
+		}
 		if (len > lim->max_header_bytes) {
 			local_response(s, 431, "request head larger than limits.max_header_bytes", true);
 			return true;
@@ -1550,10 +1564,57 @@ static bool finish_exchange(struct session *s)
 	return true;
 }
 
+/* ST_LINGER: drops what the client sends until it closes, the budget is spent or the time is
+ * up. May free s. */
+static void session_linger(struct session *s)
+{
+	uint64_t now = now_us(s->w), next = 0;
+
+	s->c.readable = false;
+	if (!net_linger_read(s->c.fd, &s->linger_left)) {
+		session_free(s);
+		return;
+	}
+	if (check_timeouts(s, now, &next) == TO_NONE)
+		arm_timer(s, now, next);
+}
+
+/*
+ * Ends the client connection after its last response. At once when the client has sent all it
+ * meant to (its request was read whole and nothing more waits) or is gone; otherwise by a
+ * lingering close: the write side is shut, the buffers go back to the pool, and what the client
+ * still sends is dropped for a bounded time, so that it reads the answer rather than a reset.
+ * May free s.
+ */
+static void session_close(struct session *s)
+{
+	if (s->aborted || s->client_eof || s->c.fd < 0 || (s->req_done && buf_len(&s->in) == 0)) {
+		session_free(s);
+		return;
+	}
+	wq_forget(s);
+	conn_shutdown_write(&s->c);
+	struct buf *bufs[] = {&s->in, &s->out, &s->uin, &s->uout};
+	for (size_t i = 0; i < 4; i++) {
+		if (bufs[i]->p != NULL)
+			worker_buf_put(s->w, bufs[i]->p);
+		bufs[i]->p = NULL;
+		bufs[i]->start = bufs[i]->end = 0;
+	}
+	s->state = ST_LINGER;
+	s->linger_left = NET_LINGER_BYTES;
+	s->t_linger = now_us(s->w);
+	session_linger(s);
+}
+
 static void session_run(struct session *s)
 {
 	bool progress = true;
 
+	if (s->state == ST_LINGER) {
+		session_linger(s); /* may free s */
+		return;
+	}
 	while (progress) {
 		progress = read_client(s);
 		switch (s->state) {
@@ -1578,6 +1639,7 @@ static void session_run(struct session *s)
 				progress |= frame_response(s);
 			break;
 		case ST_LOCAL:
+		case ST_LINGER:
 			break;
 		}
 		progress |= write_client(s);
@@ -1591,7 +1653,7 @@ static void session_run(struct session *s)
 		}
 		if (s->state == ST_HEAD && (s->close_after || s->aborted ||
 					    (s->client_eof && buf_len(&s->in) == 0))) {
-			session_free(s);
+			session_close(s); /* may free s */
 			return;
 		}
 	}

@@ -462,7 +462,14 @@ int server_main(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
-	struct httpd_opts ho = {.max_body = 8u << 20, .server_name = "abgate"};
+	struct httpd_opts ho = {
+		.max_body = ADMIN_OUTCOMES_MAX_BYTES,
+		.max_body_total = 4 * ADMIN_OUTCOMES_MAX_BYTES,
+		.max_conns = 256,
+		.head_timeout_ms = 5000,
+		.head = admin_head,
+		.server_name = "abgate",
+	};
 	if ((srv.admin = httpd_new(srv.base, afd, &ho, admin_handle, NULL)) == NULL)
 		goto out;
 	static const int signums[4] = {SIGHUP, SIGTERM, SIGINT, SIGUSR1};
