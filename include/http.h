@@ -22,7 +22,8 @@
  *   - Transfer-Encoding together with Content-Length -> 400; Transfer-Encoding whose last
  *     coding is not "chunked" -> 400 (request) or read-until-close (response); any
  *     Transfer-Encoding in an HTTP/1.0 message -> 400; codings other than chunked -> 501
- *   - HTTP/1.1 request without Host, or with several Host fields -> 400
+ *   - HTTP/1.1 request without Host, with several Host fields, or with a Host value that is not
+ *     uri-host [":" port] (whitespace, "@", a list) -> 400
  */
 #ifndef ABGATE_HTTP_H
 #define ABGATE_HTTP_H

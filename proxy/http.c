@@ -787,6 +787,20 @@ static unsigned connection_flags(const uint8_t *b, struct http_span v)
 	return flags;
 }
 
+/* Whether a Host value is uri-host [":" port] (RFC 9112 3.2, RFC 3986 3.2.2): the characters
+ * of a reg-name or an IP literal and a port, nothing else (no whitespace, no "@", no list). */
+static bool host_valid(const uint8_t *b, struct http_span v)
+{
+	for (uint32_t i = 0; i < v.len; i++) {
+		uint8_t ch = b[v.off + i];
+		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9'))
+			continue;
+		if (strchr("-._~%!$&'()*+,;=:[]", ch) == NULL || ch == '\0')
+			return false;
+	}
+	return true;
+}
+
 /* What the Transfer-Encoding fields of one head add up to. */
 struct te_state {
 	bool seen;	   /* at least one field */
@@ -844,7 +858,11 @@ static enum http_parse finish_head(struct http_msg *msg, const uint8_t *b, bool 
 
 		switch (h->name.len) {
 		case 4:
-			if (SPAN_IS(b, h->name, "host") && hosts++ == 0)
+			if (!SPAN_IS(b, h->name, "host"))
+				break;
+			if (!response && !host_valid(b, h->value))
+				return fail(msg, 400, "invalid Host");
+			if (hosts++ == 0)
 				msg->host_idx = (int)i;
 			break;
 		case 6:

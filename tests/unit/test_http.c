@@ -555,6 +555,12 @@ static const struct bad_case bad_cases[] = {
 	REQ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 0\r\n\r\n",
 	    400),
 	REQ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", 400),
+	/* a Host value that is not uri-host [":" port] */
+	REQ("GET / HTTP/1.1\r\nHost: x, y\r\n\r\n", 400),
+	REQ("GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+	REQ("GET / HTTP/1.1\r\nHost: user@a\r\n\r\n", 400),
+	REQ("GET / HTTP/1.1\r\nHost: a\"b\r\n\r\n", 400),
+	REQ("GET / HTTP/1.0\r\nHost: a/b\r\n\r\n", 400),
 	REQ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 6\r\n\r\n", 400),
 	REQ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5,,5\r\n\r\n", 400),
 	REQ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5,\r\n\r\n", 400),
