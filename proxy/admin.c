@@ -44,14 +44,6 @@
 
 #define OUTCOME_LINE_MAX 4096
 
-static bool path_is(const struct httpd_req *req, const char *want)
-{
-	size_t len;
-	const char *p = httpd_req_path(req, &len);
-
-	return len == strlen(want) && memcmp(p, want, len) == 0;
-}
-
 static void respond_json(struct httpd_req *req, int status, cJSON *doc)
 {
 	char *text = doc != NULL ? cJSON_PrintUnformatted(doc) : NULL;
@@ -75,13 +67,12 @@ static void respond_error(struct httpd_req *req, int status, const char *reason)
 	respond_json(req, status, doc);
 }
 
-/* Whether every query parameter's name is in allowed (NULL-terminated; may be empty). Sets
- * *bad to the first that is not (a span of the raw query). */
-static bool query_known(const struct httpd_req *req, const char *const *allowed, const char **bad,
+/* Whether every parameter name of the raw query q[0..qlen) is in allowed (NULL-terminated; may
+ * be empty). Sets *bad to the first that is not (a span of q). */
+static bool query_known(const char *q, size_t qlen, const char *const *allowed, const char **bad,
 			size_t *bad_len)
 {
-	size_t qlen;
-	const char *q = httpd_req_query(req, &qlen), *end = q + qlen;
+	const char *end = q + qlen;
 
 	while (q < end) {
 		const char *amp = memchr(q, '&', (size_t)(end - q));
@@ -183,12 +174,13 @@ static void handle_report(struct httpd_req *req, const char *name, size_t nlen)
 
 	static const char *const none[] = {NULL};
 	const char *bad;
-	size_t bad_len;
+	size_t bad_len, qlen;
+	const char *q = httpd_req_query(req, &qlen);
 	/* an absent format is json (admin_head() let no other parameter through); one too long
 	 * for fmt_name is no format we know */
 	int fmt = -1;
 	if (httpd_req_query_param(req, "format", fmt_name, sizeof(fmt_name)) >= 0 ||
-	    query_known(req, none, &bad, &bad_len))
+	    query_known(q, qlen, none, &bad, &bad_len))
 		fmt = render_format_parse(fmt_name);
 	if (fmt < 0)
 		return respond_error(req, 400, "format must be json, text, md or html");
@@ -490,14 +482,11 @@ static bool same_secret(const char *a, size_t alen, const char *b, size_t blen)
 	return diff == 0 && blen > 0;
 }
 
-static bool authorized(const struct httpd_req *req)
+/* Whether the Authorization value h (NULL when absent) carries token (NULL: none needed). */
+static bool authorized(const char *h, size_t len, const char *token)
 {
-	const char *token = server_admin_token();
-	size_t len;
-
 	if (token == NULL)
 		return true;
-	const char *h = httpd_req_header(req, "authorization", &len);
 	if (h == NULL || len < 7 || strncasecmp(h, "Bearer ", 7) != 0)
 		return false;
 	return same_secret(h + 7, len - 7, token, strlen(token));
@@ -505,34 +494,24 @@ static bool authorized(const struct httpd_req *req)
 
 /* ---- dispatch --------------------------------------------------------------------------------- */
 
-enum endpoint {
-	EP_NONE,
-	EP_HEALTHZ,
-	EP_READYZ,
-	EP_METRICS,
-	EP_EXPERIMENTS,
-	EP_REPORT,
-	EP_COMMAND,
-	EP_RELOAD,
-	EP_OUTCOMES,
-};
-
-static enum endpoint endpoint_of(const struct httpd_req *req)
+static bool is(const char *path, size_t plen, const char *want)
 {
-	size_t plen;
-	const char *path = httpd_req_path(req, &plen);
+	return plen == strlen(want) && memcmp(path, want, plen) == 0;
+}
 
-	if (path_is(req, "/healthz"))
+static enum admin_endpoint endpoint_of(const char *path, size_t plen)
+{
+	if (is(path, plen, "/healthz"))
 		return EP_HEALTHZ;
-	if (path_is(req, "/readyz"))
+	if (is(path, plen, "/readyz"))
 		return EP_READYZ;
-	if (path_is(req, "/metrics"))
+	if (is(path, plen, "/metrics"))
 		return EP_METRICS;
-	if (path_is(req, "/experiments"))
+	if (is(path, plen, "/experiments"))
 		return EP_EXPERIMENTS;
-	if (path_is(req, "/reload"))
+	if (is(path, plen, "/reload"))
 		return EP_RELOAD;
-	if (path_is(req, "/outcomes"))
+	if (is(path, plen, "/outcomes"))
 		return EP_OUTCOMES;
 	if (plen > 20 && memcmp(path, "/experiments/", 13) == 0 &&
 	    memcmp(path + plen - 7, "/report", 7) == 0)
@@ -543,57 +522,83 @@ static enum endpoint endpoint_of(const struct httpd_req *req)
 	return EP_NONE;
 }
 
-bool admin_head(struct httpd_req *req, void *arg, size_t *max_body)
+void admin_judge(const struct admin_request *r, const char *token, struct admin_verdict *v)
 {
 	static const char *const none[] = {NULL};
 	static const char *const report[] = {"format", NULL};
-	enum http_method m = httpd_req_method(req);
-	bool get = m == HTTP_M_GET || m == HTTP_M_HEAD;
-	enum endpoint ep = endpoint_of(req);
+	bool get = r->method == HTTP_M_GET || r->method == HTTP_M_HEAD;
 	const char *bad;
 	size_t bad_len;
 
-	(void)arg;
-	if (!authorized(req)) {
-		httpd_add_header(req, "WWW-Authenticate: Bearer realm=\"abgate admin\"");
-		respond_error(req, 401, "missing or wrong bearer token");
-		return false;
+	memset(v, 0, sizeof(*v));
+	v->endpoint = endpoint_of(r->path, r->path_len);
+	v->max_body = ADMIN_SMALL_BODY;
+	if (!authorized(r->auth, r->auth_len, token)) {
+		v->status = 401;
+		v->challenge = true;
+		snprintf(v->reason, sizeof(v->reason), "missing or wrong bearer token");
+		return;
 	}
-	*max_body = ADMIN_SMALL_BODY;
-	switch (ep) {
+	switch (v->endpoint) {
 	case EP_NONE:
-		respond_error(req, 404, "no such admin endpoint");
-		return false;
+		v->status = 404;
+		snprintf(v->reason, sizeof(v->reason), "no such admin endpoint");
+		return;
 	case EP_HEALTHZ:
 	case EP_READYZ:
 	case EP_METRICS:
 	case EP_EXPERIMENTS:
 	case EP_REPORT:
 		if (!get) {
-			respond_error(req, 405, "use GET");
-			return false;
+			v->status = 405;
+			snprintf(v->reason, sizeof(v->reason), "use GET");
+			return;
 		}
 		break;
 	case EP_COMMAND:
 	case EP_RELOAD:
 	case EP_OUTCOMES:
-		if (m != HTTP_M_POST) {
-			respond_error(req, 405, "use POST");
-			return false;
+		if (r->method != HTTP_M_POST) {
+			v->status = 405;
+			snprintf(v->reason, sizeof(v->reason), "use POST");
+			return;
 		}
 		break;
 	}
-	if (!query_known(req, ep == EP_REPORT ? report : none, &bad, &bad_len)) {
-		char msg[160];
-		snprintf(msg, sizeof(msg), "unknown query parameter '%.*s'%s",
-			 (int)(bad_len > 64 ? 64 : bad_len), bad,
-			 ep == EP_REPORT ? " (this endpoint takes format)"
-					 : " (this endpoint takes none)");
-		respond_error(req, 400, msg);
+	bool rep = v->endpoint == EP_REPORT;
+	if (!query_known(r->query, r->query_len, rep ? report : none, &bad, &bad_len)) {
+		/* the name is echoed only as far as it is printable */
+		size_t n = 0;
+		while (n < bad_len && n < 64 && bad[n] > 0x20 && bad[n] < 0x7f && bad[n] != '\'' &&
+		       bad[n] != '\\' && bad[n] != '"')
+			n++;
+		v->status = 400;
+		snprintf(v->reason, sizeof(v->reason), "unknown query parameter '%.*s'%s%s", (int)n,
+			 bad, n < bad_len ? "..." : "",
+			 rep ? " (this endpoint takes format)" : " (this endpoint takes none)");
+		return;
+	}
+	if (v->endpoint == EP_OUTCOMES)
+		v->max_body = ADMIN_OUTCOMES_MAX_BYTES;
+}
+
+bool admin_head(struct httpd_req *req, void *arg, size_t *max_body)
+{
+	struct admin_request r = {.method = httpd_req_method(req)};
+	struct admin_verdict v;
+
+	(void)arg;
+	r.path = httpd_req_path(req, &r.path_len);
+	r.query = httpd_req_query(req, &r.query_len);
+	r.auth = httpd_req_header(req, "authorization", &r.auth_len);
+	admin_judge(&r, server_admin_token(), &v);
+	if (v.status != 0) {
+		if (v.challenge)
+			httpd_add_header(req, "WWW-Authenticate: Bearer realm=\"abgate admin\"");
+		respond_error(req, v.status, v.reason);
 		return false;
 	}
-	if (ep == EP_OUTCOMES)
-		*max_body = ADMIN_OUTCOMES_MAX_BYTES;
+	*max_body = v.max_body;
 	return true;
 }
 
@@ -604,7 +609,7 @@ void admin_handle(struct httpd_req *req, void *arg)
 	const char *path = httpd_req_path(req, &plen);
 
 	(void)arg;
-	switch (endpoint_of(req)) {
+	switch (endpoint_of(path, plen)) {
 	case EP_HEALTHZ:
 		httpd_respond(req, 200, "text/plain", "ok\n", 3);
 		break;
