@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "fwd.h"
+#include "put.h"
 
 /* At most this many Connection tokens are honoured; further ones remove nothing. */
 #define FWD_CONN_TOKENS 16
@@ -126,27 +127,6 @@ static bool named_by_connection(const struct kinds *ks, const struct http_msg *m
 	return false;
 }
 
-static inline char *put(char *o, const void *src, size_t n)
-{
-	memcpy(o, src, n);
-	return o + n;
-}
-#define PUTS(o, lit) put((o), (lit), sizeof(lit) - 1)
-
-static char *put_u64(char *o, uint64_t v)
-{
-	char tmp[24];
-	int n = 0;
-
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v != 0);
-	while (n > 0)
-		*o++ = tmp[--n];
-	return o;
-}
-
 static char *put_field(char *o, const struct http_msg *m, const char *buf, uint32_t i)
 {
 	o = put(o, buf + m->hdr[i].name.off, m->hdr[i].name.len);
@@ -170,6 +150,13 @@ char *fwd_put_tags(char *o, const struct fwd_tags *t)
 	o = put(o, t->exp, t->exp_len);
 	o = PUTS(o, "\r\nX-Abgate-Variant: ");
 	o = put(o, t->variant, t->variant_len);
+	return PUTS(o, "\r\n");
+}
+
+static char *put_rid(char *o, const struct fwd_tags *t)
+{
+	o = PUTS(o, "X-Request-Id: ");
+	o = put(o, t->rid, t->rid_len);
 	return PUTS(o, "\r\n");
 }
 
@@ -230,11 +217,8 @@ size_t fwd_request_head(char *out, size_t cap, const struct fwd_request *r)
 	}
 	o = put(o, r->ip, r->ip_len);
 	o = PUTS(o, "\r\n");
-	if (r->add_rid) {
-		o = PUTS(o, "X-Request-Id: ");
-		o = put(o, r->tags.rid, r->tags.rid_len);
-		o = PUTS(o, "\r\n");
-	}
+	if (r->add_rid)
+		o = put_rid(o, &r->tags);
 	o = fwd_put_tags(o, &r->tags);
 	o = PUTS(o, "\r\n");
 	return (size_t)(o - out);
@@ -288,11 +272,8 @@ size_t fwd_response_head(char *out, size_t cap, const struct fwd_response *r)
 		o = put_length(o, m->content_length);
 	else if (m->body == HTTP_BODY_NONE && m->has_length && m->status != 204)
 		o = put_length(o, m->content_length); /* 0, or what a HEAD or 304 announces */
-	if (!have_rid) {
-		o = PUTS(o, "X-Request-Id: ");
-		o = put(o, r->tags.rid, r->tags.rid_len);
-		o = PUTS(o, "\r\n");
-	}
+	if (!have_rid)
+		o = put_rid(o, &r->tags);
 	o = fwd_put_tags(o, &r->tags);
 	if (r->cookie_name != NULL) {
 		o = PUTS(o, "Set-Cookie: ");

@@ -40,6 +40,7 @@
 #include "net.h"
 #include "outlog.h"
 #include "proxy.h"
+#include "put.h"
 #include "rollout.h"
 #include "router.h"
 #include "shadow.h"
@@ -206,28 +207,6 @@ static inline void buf_consume(struct buf *b, uint32_t n)
 	b->start += n;
 	if (b->start == b->end)
 		b->start = b->end = 0;
-}
-
-/* Appends to b; the caller has checked the room (heads are bounded by the buffer size). */
-static inline char *put(char *o, const void *src, size_t n)
-{
-	memcpy(o, src, n);
-	return o + n;
-}
-#define PUTS(o, lit) put((o), (lit), sizeof(lit) - 1)
-
-static char *put_u64(char *o, uint64_t v)
-{
-	char tmp[24];
-	int n = 0;
-
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v != 0);
-	while (n > 0)
-		*o++ = tmp[--n];
-	return o;
 }
 
 static const struct conf *sconf(const struct session *s)
