@@ -64,6 +64,7 @@ enum state {
 struct buf {
 	char *p; /* NULL until needed; given back to the worker's pool when empty and idle */
 	uint32_t start, end;
+	uint32_t cap; /* bytes at p: the pool's size, or WORKER_BIG_BUF while a body streams */
 };
 
 struct session {
@@ -171,17 +172,49 @@ static bool buf_ensure(struct session *s, struct buf *b)
 	if (b->p == NULL) {
 		b->p = worker_buf_get(s->w);
 		b->start = b->end = 0;
+		b->cap = s->w->bufs.size;
 	}
 	return b->p != NULL;
 }
 
+/* Gives b's memory back to the pool it came from; b is empty (and unallocated) after. */
+static void buf_drop(struct session *s, struct buf *b)
+{
+	if (b->p != NULL) {
+		if (b->cap > s->w->bufs.size)
+			worker_bigbuf_put(s->w, b->p);
+		else
+			worker_buf_put(s->w, b->p);
+	}
+	b->p = NULL;
+	b->start = b->end = b->cap = 0;
+}
+
 static void buf_release(struct session *s, struct buf *b)
 {
-	if (b->p != NULL && b->start == b->end) {
-		worker_buf_put(s->w, b->p);
-		b->p = NULL;
-		b->start = b->end = 0;
-	}
+	if (b->p != NULL && b->start == b->end)
+		buf_drop(s, b);
+}
+
+/*
+ * Swaps b for a large buffer while a body of more than its room is still to come through it,
+ * so that a large body costs fewer, larger reads and writes. What b holds moves along (at most
+ * one small buffer's worth, once per body). Without a large buffer to spare, b stays.
+ */
+static void buf_grow(struct session *s, struct buf *b)
+{
+	if (b->p == NULL || b->cap > s->w->bufs.size)
+		return;
+	char *big = worker_bigbuf_get(s->w);
+	if (big == NULL)
+		return;
+	uint32_t len = b->end - b->start;
+	memcpy(big, b->p + b->start, len);
+	worker_buf_put(s->w, b->p);
+	b->p = big;
+	b->start = 0;
+	b->end = len;
+	b->cap = WORKER_BIG_BUF;
 }
 
 static inline uint32_t buf_len(const struct buf *b)
@@ -192,7 +225,7 @@ static inline uint32_t buf_len(const struct buf *b)
 /* Room at the end of b, moving its bytes to the front when that makes room. */
 static uint32_t buf_room(struct session *s, struct buf *b)
 {
-	uint32_t cap = s->w->bufs.size;
+	uint32_t cap = b->cap;
 
 	if (b->end == cap && b->start > 0) {
 		memmove(b->p, b->p + b->start, b->end - b->start);
@@ -499,7 +532,7 @@ static void local_response(struct session *s, int status, const char *reason, bo
 	 * it (out holds at most that interim line here, far below the buffer's size). When it
 	 * cannot be written, the connection just closes; the session loop frees it, since the
 	 * callers up the stack still use the session. */
-	if (!buf_ensure(s, &s->out) || s->w->bufs.size - s->out.end < 1024 + blen) {
+	if (!buf_ensure(s, &s->out) || s->out.cap - s->out.end < 1024 + blen) {
 		s->close_after = true;
 		s->state = ST_LOCAL;
 		return;
@@ -656,7 +689,7 @@ static bool rewrite_request(struct session *s, const struct http_msg *m, const c
 		.add_rid = s->rid_generated,
 		.tags = session_tags(s),
 	};
-	size_t n = fwd_request_head(s->uout.p, s->w->bufs.size, &r);
+	size_t n = fwd_request_head(s->uout.p, s->uout.cap, &r);
 
 	s->uout.start = 0;
 	s->uout.end = (uint32_t)n;
@@ -1275,6 +1308,11 @@ static uint32_t upstream_read_room(struct session *s)
 		return 0;
 	if (!buf_ensure(s, &s->uin))
 		return 0;
+	/* the same for a large response body */
+	if (s->resp_head_done && !s->resp_done &&
+	    (s->resp_body == HTTP_BODY_LENGTH ? s->resp_left > s->uin.cap
+					      : buf_len(&s->uin) >= s->uin.cap / 2))
+		buf_grow(s, &s->uin);
 	return buf_room(s, &s->uin);
 }
 
@@ -1330,7 +1368,7 @@ static bool rewrite_response(struct session *s, const struct http_msg *m, const 
 	}
 	if (!buf_ensure(s, &s->out))
 		return false;
-	size_t n = fwd_response_head(s->out.p + s->out.end, s->w->bufs.size - s->out.end, &r);
+	size_t n = fwd_response_head(s->out.p + s->out.end, s->out.cap - s->out.end, &r);
 	s->out.end += (uint32_t)n;
 	return n > 0;
 }
@@ -1364,7 +1402,7 @@ static bool handle_response_head(struct session *s)
 	enum http_parse rc = http_parse_response(&w->msg, buf, len, s->method, &hl);
 	if (rc == HTTP_AGAIN) {
 		s->uin_scan = len;
-		if (len >= w->bufs.size) {
+		if (len >= s->uin.cap) {
 			rc = HTTP_TOO_LARGE;
 		} else {
 			if (s->upstream_eof) {
@@ -1425,6 +1463,11 @@ static uint32_t client_read_room(struct session *s)
 		return 0;
 	if (!buf_ensure(s, &s->in))
 		return 0;
+	/* a large request body on its way: read it in large pieces */
+	if (s->state == ST_PROXY && !s->req_done &&
+	    (s->req_body == HTTP_BODY_CHUNKED ? buf_len(&s->in) >= s->in.cap / 2
+					      : s->req_left > s->in.cap))
+		buf_grow(s, &s->in);
 	return buf_room(s, &s->in);
 }
 
@@ -1573,13 +1616,10 @@ static void session_close(struct session *s)
 	}
 	wq_forget(s);
 	conn_shutdown_write(&s->c);
-	struct buf *bufs[] = {&s->in, &s->out, &s->uin, &s->uout};
-	for (size_t i = 0; i < 4; i++) {
-		if (bufs[i]->p != NULL)
-			worker_buf_put(s->w, bufs[i]->p);
-		bufs[i]->p = NULL;
-		bufs[i]->start = bufs[i]->end = 0;
-	}
+	buf_drop(s, &s->in);
+	buf_drop(s, &s->out);
+	buf_drop(s, &s->uin);
+	buf_drop(s, &s->uout);
 	s->state = ST_LINGER;
 	s->linger_left = NET_LINGER_BYTES;
 	s->t_linger = now_us(s->w);
@@ -1700,10 +1740,10 @@ static void session_free(struct session *s)
 	conn_close(&s->c);
 	if (s->timer != NULL)
 		event_free(s->timer);
-	struct buf *bufs[] = {&s->in, &s->out, &s->uin, &s->uout};
-	for (size_t i = 0; i < 4; i++)
-		if (bufs[i]->p != NULL)
-			worker_buf_put(w, bufs[i]->p);
+	buf_drop(s, &s->in);
+	buf_drop(s, &s->out);
+	buf_drop(s, &s->uin);
+	buf_drop(s, &s->uout);
 	if (s->prev != NULL)
 		s->prev->next = s->next;
 	else

@@ -56,6 +56,29 @@ char *worker_buf_get(struct worker *w)
 	return malloc(w->bufs.size);
 }
 
+char *worker_bigbuf_get(struct worker *w)
+{
+	char *b;
+
+	if (w->big_inuse >= WORKER_BIG_MAX)
+		return NULL;
+	b = w->big.nfree > 0 ? w->big.free[--w->big.nfree] : malloc(WORKER_BIG_BUF);
+	if (b != NULL)
+		w->big_inuse++;
+	return b;
+}
+
+void worker_bigbuf_put(struct worker *w, char *b)
+{
+	if (b == NULL)
+		return;
+	w->big_inuse--;
+	if (w->big.nfree < w->big.cap)
+		w->big.free[w->big.nfree++] = b;
+	else
+		free(b);
+}
+
 void worker_buf_put(struct worker *w, char *b)
 {
 	if (b == NULL)
@@ -243,6 +266,10 @@ struct worker *worker_new(int id, struct conf *conf, struct outlog *ol, struct o
 	w->bufs.cap = BUF_POOL_MAX;
 	if ((w->bufs.free = calloc(BUF_POOL_MAX, sizeof(char *))) == NULL)
 		goto fail;
+	w->big.size = WORKER_BIG_BUF;
+	w->big.cap = WORKER_BIG_KEEP;
+	if ((w->big.free = calloc(WORKER_BIG_KEEP, sizeof(char *))) == NULL)
+		goto fail;
 	w->pools = upstream_pools_new(w->base, proxy_upstream_event, MAX_IDLE_PER_SERVER);
 	if (w->pools == NULL)
 		goto fail;
@@ -384,6 +411,9 @@ void worker_free(struct worker *w)
 	for (uint32_t i = 0; i < w->bufs.nfree; i++)
 		free(w->bufs.free[i]);
 	free(w->bufs.free);
+	for (uint32_t i = 0; i < w->big.nfree; i++)
+		free(w->big.free[i]);
+	free(w->big.free);
 	if (w->base != NULL)
 		event_base_free(w->base);
 	free(w);
