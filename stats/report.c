@@ -4,9 +4,12 @@
  *
  * Memory does not grow with the number of lines: each log is read through one fixed buffer,
  * lines are parsed in place (logrec.c), and every record only bumps accumulators. What does
- * grow is bounded by the data's shape: experiments, variants and outcome metric names, plus the
- * exact set of unit hashes (8 bytes per distinct unit, at most REPORT_MAX_UNITS per variant;
- * past that the variant's units come from its HyperLogLog sketch and are marked estimated).
+ * grow is bounded by the data's shape: experiments, variants and outcome metric names, plus per
+ * variant the exact set of distinct units (12 bytes a unit in a table at most 3/4 full, at most
+ * REPORT_MAX_UNITS units; past that it keeps an exact hash sample of them, halved as often as
+ * needed, and the units are marked estimated) and per metric the exact per-unit sums (24 bytes
+ * a unit, at most REPORT_MAX_SUMS units; past that the metric's variance comes from its 1024
+ * pseudo-unit buckets, 16 KiB).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,32 +35,23 @@
 #define READ_BUF (1u << 20)
 #define MAX_LINE (64u << 10)
 #define REPORT_MAX_UNITS (1u << 20)
+#define REPORT_MAX_SUMS (1u << 18)
 
 /* Metric slots every experiment has; outcome metrics follow in the order first seen. */
 enum { SLOT_5XX, SLOT_4XX, SLOT_LATENCY, SLOT_OUTCOME0 };
 
-/* An exact set of 64-bit unit hashes (open addressing; 0 marks an empty slot). */
-struct uset {
-	uint64_t *slot;
-	size_t cap, count;
-	bool overflow; /* stopped at REPORT_MAX_UNITS */
-};
-
 struct rvar {
 	char *name;
-	struct accum_variant *acc;  /* requests, HyperLogLog units, traffic series */
+	struct accum_variant *acc;  /* requests, distinct units, traffic series */
 	struct accum_metric *slots; /* nslots of the experiment */
-	struct uset units;
 };
 
-/* One configuration epoch: a set of weights and the requests seen while it was in force. */
+/* One configuration epoch: a set of weights (units carry the bit of each epoch they were seen in). */
 struct repoch {
 	size_t n;
 	char **names;
 	double *w;
 	double ts;	  /* the latest config record that set it */
-	uint64_t *counts; /* per variant index */
-	size_t ncounts;
 };
 
 struct rexp {
@@ -69,8 +63,6 @@ struct rexp {
 	struct repoch *epochs;
 	size_t nepochs;
 	long cur;	   /* epoch in force in the current log, -1 before its first config */
-	uint64_t *unknown; /* requests seen with no epoch in force, per variant index */
-	size_t nunknown;
 	struct shadow_stats *shadow; /* NULL until the first shadow record */
 	struct shadow_summary shadow_sum;
 	struct render_meta meta;
@@ -95,46 +87,6 @@ static void err1(const char *fmt, ...)
 	va_end(ap);
 }
 
-/* ---- unit set ---- */
-
-static int uset_add(struct uset *s, uint64_t h)
-{
-	if (s->overflow)
-		return 0;
-	if (h == 0)
-		h = 1;
-	if (s->count * 2 >= s->cap) {
-		if (s->count >= REPORT_MAX_UNITS) {
-			s->overflow = true;
-			return 0;
-		}
-		size_t ncap = s->cap ? s->cap * 2 : 1024;
-		uint64_t *n = calloc(ncap, sizeof(*n));
-		if (n == NULL)
-			return -1;
-		for (size_t i = 0; i < s->cap; i++) {
-			if (s->slot[i] == 0)
-				continue;
-			size_t j = s->slot[i] & (ncap - 1);
-			while (n[j])
-				j = (j + 1) & (ncap - 1);
-			n[j] = s->slot[i];
-		}
-		free(s->slot);
-		s->slot = n;
-		s->cap = ncap;
-	}
-	size_t j = h & (s->cap - 1);
-	while (s->slot[j]) {
-		if (s->slot[j] == h)
-			return 0;
-		j = (j + 1) & (s->cap - 1);
-	}
-	s->slot[j] = h;
-	s->count++;
-	return 0;
-}
-
 /* ---- experiments and variants ---- */
 
 static bool name_eq(const char *name, const struct logrec_str *s)
@@ -144,7 +96,15 @@ static bool name_eq(const char *name, const struct logrec_str *s)
 
 static int slot_init(struct accum_metric *m, size_t slot)
 {
-	return accum_metric_init(m, slot == SLOT_LATENCY || slot >= SLOT_OUTCOME0);
+	int rc = accum_metric_init(m, slot == SLOT_LATENCY || slot >= SLOT_OUTCOME0);
+	m->units.max = REPORT_MAX_SUMS;
+	return rc;
+}
+
+/* A record's unit key: the unit's own, or (no unit) a key of its own. */
+static uint64_t rec_key(const struct logrec *rec)
+{
+	return accum_unit_key(rec->has_unit ? accum_hash64(rec->unit.s, rec->unit.len) : 0);
 }
 
 static size_t exp_nslots(const struct rexp *e)
@@ -190,6 +150,7 @@ static long find_var(struct rexp *e, const struct logrec_str *name)
 	v->slots = calloc(exp_nslots(e), sizeof(*v->slots));
 	if (v->name == NULL || v->acc == NULL || v->slots == NULL)
 		goto fail;
+	accum_variant_limit(v->acc, REPORT_MAX_UNITS, 0);
 	for (size_t s = 0; s < exp_nslots(e); s++)
 		if (slot_init(&v->slots[s], s) < 0)
 			goto fail;
@@ -230,19 +191,6 @@ static long find_outcome(struct rexp *e, const struct logrec_str *name)
 		return -1;
 	e->noutcomes++;
 	return (long)slot;
-}
-
-static int grow_counts(uint64_t **c, size_t *n, size_t want)
-{
-	if (*n >= want)
-		return 0;
-	uint64_t *x = realloc(*c, want * sizeof(*x));
-	if (x == NULL)
-		return -1;
-	memset(x + *n, 0, (want - *n) * sizeof(*x));
-	*c = x;
-	*n = want;
-	return 0;
 }
 
 /* Makes the weights of a config record the epoch in force; returns 0 or -1 (memory). */
@@ -332,25 +280,19 @@ static int take_line(struct report *r, const char *line, size_t len)
 		if ((vi = find_var(e, &rec.variant)) < 0)
 			return -1;
 		struct rvar *v = &e->vars[vi];
-		uint64_t h = rec.has_unit ? accum_hash64(rec.unit.s, rec.unit.len) : 0;
-		accum_variant_request(v->acc, rec.ts, h);
-		if (rec.has_unit && uset_add(&v->units, h) < 0)
+		uint64_t key = rec_key(&rec);
+		/* the unit's epoch bit: epochs 0-29 their own, 30 and later share bit 30, and
+		 * bit 31 is "before any config record" (judged by the latest weights) */
+		unsigned bit = e->cur < 0 ? 31u : e->cur < 30 ? (unsigned)e->cur : 30u;
+		if (accum_uset_add(&v->acc->units, key, bit) < 0)
 			return -1;
+		v->acc->requests++;
+		accum_series_add(&v->acc->traffic, rec.ts, 1.0);
 		double is5 = rec.status >= 500 && rec.status <= 599;
 		double is4 = rec.status >= 400 && rec.status <= 499;
-		accum_metric_add(&v->slots[SLOT_5XX], rec.ts, is5);
-		accum_metric_add(&v->slots[SLOT_4XX], rec.ts, is4);
-		accum_metric_add(&v->slots[SLOT_LATENCY], rec.ts, rec.latency_ms);
-		if (e->cur >= 0) {
-			struct repoch *p = &e->epochs[e->cur];
-			if (grow_counts(&p->counts, &p->ncounts, e->nvars) < 0)
-				return -1;
-			p->counts[vi]++;
-		} else {
-			if (grow_counts(&e->unknown, &e->nunknown, e->nvars) < 0)
-				return -1;
-			e->unknown[vi]++;
-		}
+		accum_metric_add_unit(&v->slots[SLOT_5XX], rec.ts, is5, key);
+		accum_metric_add_unit(&v->slots[SLOT_4XX], rec.ts, is4, key);
+		accum_metric_add_unit(&v->slots[SLOT_LATENCY], rec.ts, rec.latency_ms, key);
 		return 0;
 	}
 	case LOGREC_OUTCOME: {
@@ -360,7 +302,7 @@ static int take_line(struct report *r, const char *line, size_t len)
 		long slot = find_outcome(e, &rec.metric);
 		if (slot < 0)
 			return -1;
-		accum_metric_add(&e->vars[vi].slots[slot], rec.ts, rec.value);
+		accum_metric_add_unit(&e->vars[vi].slots[slot], rec.ts, rec.value, rec_key(&rec));
 		return 0;
 	}
 	case LOGREC_CONFIG:
@@ -547,7 +489,7 @@ static struct analysis *analyse(struct rexp *e, const struct conf_experiment *ce
 	size_t *slots = NULL, nspecs = 0, k = e->nvars;
 	size_t *order = NULL;
 	const char **names = NULL;
-	double *weights = NULL, *expected = NULL, *units = NULL;
+	double *weights = NULL;
 	const struct accum_variant **acc = NULL;
 	struct accum_variant *tmp = NULL;
 	bool *taken = NULL;
@@ -572,11 +514,9 @@ static struct analysis *analyse(struct rexp *e, const struct conf_experiment *ce
 	taken = calloc(k + 1, sizeof(*taken));
 	names = calloc(k + 1, sizeof(*names));
 	weights = calloc(k + 1, sizeof(*weights));
-	expected = calloc(k + 1, sizeof(*expected));
-	units = calloc(k + 1, sizeof(*units));
 	acc = calloc(k + 1, sizeof(*acc));
 	tmp = calloc(k + 1, sizeof(*tmp));
-	if (!order || !taken || !names || !weights || !expected || !units || !acc || !tmp)
+	if (!order || !taken || !names || !weights || !acc || !tmp)
 		goto out;
 
 	/* control first: configuration order, else the latest config record, else "control" */
@@ -623,49 +563,36 @@ static struct analysis *analyse(struct rexp *e, const struct conf_experiment *ce
 				wbyvar[vi] = ce->variants[i].weight_bp / 100.0;
 		}
 	}
-	/* expected requests: each epoch's requests split by its weights */
-	double *expbyvar = calloc(k + 1, sizeof(double));
-	if (expbyvar == NULL) {
+	/* each epoch's weights, in the analysis's variant order, by the units' epoch bit */
+	double *ew = calloc(ACCUM_EPOCHS * k + 1, sizeof(double));
+	if (ew == NULL) {
 		free(wbyvar);
 		goto out;
 	}
 	for (size_t q = 0; q < e->nepochs; q++) {
 		struct repoch *p = &e->epochs[q];
-		double tot = 0, wsum = 0;
-		for (size_t i = 0; i < p->ncounts; i++)
-			tot += (double)p->counts[i];
-		for (size_t i = 0; i < p->n; i++)
-			wsum += p->w[i];
-		if (tot == 0 || wsum <= 0)
-			continue;
+		size_t bit = q < 30 ? q : 30;
+		for (size_t j = 0; j < k; j++)
+			ew[bit * k + j] = 0;
 		for (size_t i = 0; i < p->n; i++) {
 			long vi = var_index(e, p->names[i]);
-			if (vi >= 0)
-				expbyvar[vi] += tot * p->w[i] / wsum;
+			for (size_t j = 0; vi >= 0 && j < k; j++)
+				if (order[j] == (size_t)vi)
+					ew[bit * k + j] = p->w[i];
 		}
 	}
-	double utot = 0, wsum = 0;
-	for (size_t i = 0; i < e->nunknown; i++)
-		utot += (double)e->unknown[i];
-	for (size_t i = 0; i < k; i++)
-		wsum += wbyvar[i];
-	if (utot > 0 && have_w && wsum > 0)
-		for (size_t i = 0; i < k; i++)
-			expbyvar[i] += utot * wbyvar[i] / wsum;
 
 	for (size_t j = 0; j < k; j++) {
 		size_t vi = order[j];
 		struct rvar *v = &e->vars[vi];
 		names[j] = v->name;
 		weights[j] = wbyvar[vi];
-		expected[j] = expbyvar[vi];
-		units[j] = v->units.overflow ? NAN : (double)v->units.count;
 		tmp[j] = *v->acc;
 		tmp[j].nmetrics = nspecs;
 		tmp[j].metrics = calloc(nspecs + 1, sizeof(struct accum_metric));
 		if (tmp[j].metrics == NULL) {
 			free(wbyvar);
-			free(expbyvar);
+			free(ew);
 			goto out;
 		}
 		for (size_t m = 0; m < nspecs; m++)
@@ -673,8 +600,8 @@ static struct analysis *analyse(struct rexp *e, const struct conf_experiment *ce
 		acc[j] = &tmp[j];
 	}
 	free(wbyvar);
-	free(expbyvar);
 
+	char unit[160];
 	struct conf_decision dec;
 	if (ce)
 		dec = ce->decision;
@@ -685,14 +612,15 @@ static struct analysis *analyse(struct rexp *e, const struct conf_experiment *ce
 	    .nvariants = k,
 	    .names = names,
 	    .weights = have_w ? weights : NULL,
-	    .expected = have_w ? expected : NULL,
-	    .units = units,
+	    .epoch_weights = ew,
+	    .unit = analysis_unit_name(ce, unit, sizeof(unit)),
 	    .acc = acc,
 	    .metrics = specs,
 	    .nmetrics = nspecs,
 	    .decision = &dec,
 	};
 	a = analysis_build(&in);
+	free(ew);
 	if (a && decide_run(a, NULL) < 0) {
 		analysis_free(a);
 		a = NULL;
@@ -702,8 +630,6 @@ out:
 		free(tmp[j].metrics);
 	free(tmp);
 	free(acc);
-	free(units);
-	free(expected);
 	free(weights);
 	free(names);
 	free(taken);
@@ -721,7 +647,6 @@ static void free_report(struct report *r)
 			for (size_t s = 0; s < exp_nslots(e); s++)
 				accum_metric_release(&e->vars[v].slots[s]);
 			free(e->vars[v].slots);
-			free(e->vars[v].units.slot);
 			accum_variant_free(e->vars[v].acc);
 			free(e->vars[v].name);
 		}
@@ -734,10 +659,8 @@ static void free_report(struct report *r)
 				free(e->epochs[q].names[n]);
 			free(e->epochs[q].names);
 			free(e->epochs[q].w);
-			free(e->epochs[q].counts);
 		}
 		free(e->epochs);
-		free(e->unknown);
 		shadow_stats_free(e->shadow);
 		free(e->name);
 	}

@@ -39,10 +39,12 @@ def close(got, want, rel=REL):
 
 
 class Data:
-    """Seeded experiment data, kept per variant so scipy can see exactly what was logged."""
+    """Seeded experiment data, kept per variant so scipy can see exactly what was logged.
+    Each request comes from a unit of its own (independent data, where the unit-level tests
+    reduce to scipy's); pool=N draws the units from N returning ones instead."""
 
     def __init__(self, seed, weights, n=6000, err=None, click=None, lat_scale=None,
-                 integer_latency=False, revenue=True, exp="ranker-v2"):
+                 integer_latency=False, revenue=True, exp="ranker-v2", pool=None):
         rng = random.Random(seed)
         self.exp = exp
         self.weights = weights
@@ -64,7 +66,8 @@ class Data:
                 r -= weights[v]
                 if r < 0:
                     break
-            unit = f"u-{rng.randrange(n // 3)}"
+            drawn = rng.randrange(n // 3)  # drawn either way: the same stream of data
+            unit = f"u-{i}" if pool is None else f"u-{drawn % pool}"
             status = 503 if rng.random() < err.get(v, 0.01) else 200
             if integer_latency:
                 lat = float(rng.randrange(1, 120))
@@ -119,7 +122,9 @@ def check_against_scipy(rep, d):
         assert v["units"] == len(d.units[v["name"]])
         assert v["weight"] == d.weights[v["name"]]
 
-    obs = [len(d.lat[v]) for v in names]
+    # the split check counts distinct units
+    obs = [len(d.units[v]) for v in names]
+    assert rep["srm"]["observed"] == obs
     tot = sum(d.weights.values())
     exp = [d.weights[v] / tot * sum(obs) for v in names]
     srm = stats.chisquare(obs, exp)

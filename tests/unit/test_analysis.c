@@ -78,7 +78,7 @@ static struct analysis *analyse(struct pair *p, const struct conf_metric *m, boo
 
 static void add(struct pair *p, int arm, double x)
 {
-	accum_variant_request(p->v[arm], 0, 0);
+	accum_variant_request(p->v[arm], 0, 0, 0);
 	accum_metric_add(&p->v[arm]->metrics[0], 1795000000.0, x);
 }
 

@@ -21,7 +21,7 @@ static struct htest_arm arm_of(const double *v, size_t n)
 	accum_moments_init(&m);
 	for (size_t i = 0; i < n; i++)
 		accum_moments_add(&m, v[i]);
-	return (struct htest_arm){(double)m.n, accum_moments_mean(&m), accum_moments_var(&m)};
+	return (struct htest_arm){(double)m.n, accum_moments_mean(&m), accum_moments_var(&m), 0};
 }
 
 static void test_tails(void)
@@ -64,7 +64,7 @@ static void test_welch_v1_v2(void)
 	CHECK_REL(w.t, 2.455356398286006, REL);
 	CHECK_REL(w.p_greater, 0.010689000731433492, REL);
 
-	struct htest_arm ctl = {4800, 212.4, 45.1 * 45.1}, can = {5200, 215.9, 52.7 * 52.7};
+	struct htest_arm ctl = {4800, 212.4, 45.1 * 45.1, 0}, can = {5200, 215.9, 52.7 * 52.7, 0};
 	CHECK_INT(htest_welch(&can, &ctl, 0.05, &w), 0);
 	CHECK_REL(w.t, 3.57618624282, REL);
 	CHECK_REL(w.df, 9941.70384908, REL);
@@ -79,7 +79,7 @@ static void test_welch_v1_v2(void)
 
 static void test_zero_variance(void)
 {
-	struct htest_arm five = {4, 5, 0}, six = {4, 6, 0};
+	struct htest_arm five = {4, 5, 0, 0}, six = {4, 6, 0, 0};
 	const double other[] = {4, 6, 5, 7};
 	struct htest_arm o = arm_of(other, 4);
 	struct htest_welch w;
@@ -93,13 +93,13 @@ static void test_zero_variance(void)
 	CHECK_REL(w.p_two, 0.495025346060, REL);
 	CHECK_REL(w.df, 3, 1e-12);
 	/* empty and single-value arms, bad numbers: defined failure with a note */
-	struct htest_arm empty = {0, 0, 0}, one = {1, 3, 0}, bad = {10, NAN, 1};
+	struct htest_arm empty = {0, 0, 0, 0}, one = {1, 3, 0, 0}, bad = {10, NAN, 1, 0};
 	CHECK_INT(htest_welch(&empty, &o, 0.05, &w), -1);
 	CHECK(!w.ok && w.note != NULL);
 	CHECK_INT(htest_welch(&one, &o, 0.05, &w), -1);
 	CHECK_INT(htest_welch(&bad, &o, 0.05, &w), -1);
 	struct htest_lift l;
-	CHECK_INT(htest_lift(&o, &(struct htest_arm){10, 0, 1}, 0.05, &l), -1);
+	CHECK_INT(htest_lift(&o, &(struct htest_arm){10, 0, 1, 0}, 0.05, &l), -1);
 	CHECK(!l.ok && l.note != NULL);
 	CHECK_INT(htest_lift(&six, &five, 0.05, &l), 0);
 	CHECK(l.ok && l.lift == 0.2 && l.p_two == 0);
@@ -123,8 +123,8 @@ static void test_chi2(void)
 	CHECK_REL(htest_norm_sf(sqrt(c.chi2)), 0.00362901321773, REL);
 
 	/* V4b: unpooled z (var p(1-p)) and Welch on raw 0/1 data (var n/(n-1) p(1-p)) */
-	struct htest_arm ctl = {10000, 0.012, 0.012 * 0.988},
-			 can = {10000, 0.0165, 0.0165 * 0.9835};
+	struct htest_arm ctl = {10000, 0.012, 0.012 * 0.988, 0},
+			 can = {10000, 0.0165, 0.0165 * 0.9835, 0};
 	struct htest_welch w;
 	CHECK_INT(htest_welch(&can, &ctl, 0.05, &w), 0);
 	CHECK_REL(w.t, 2.68525147998, REL);
@@ -215,7 +215,7 @@ static void test_srm(void)
 
 static void test_lift(void)
 {
-	struct htest_arm ctl = {10000, 0.1, 0.1 * 0.9}, can = {10000, 0.11, 0.11 * 0.89};
+	struct htest_arm ctl = {10000, 0.1, 0.1 * 0.9, 0}, can = {10000, 0.11, 0.11 * 0.89, 0};
 	struct htest_lift l;
 	CHECK_INT(htest_lift(&can, &ctl, 0.05, &l), 0);
 	CHECK_REL(l.lift, 0.1, 1e-12);
