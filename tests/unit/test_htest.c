@@ -302,8 +302,36 @@ static void test_adjust(void)
 	CHECK_INT(htest_holm(p, 0, out), 0);
 }
 
+/*
+ * Clustered arms: the df of each arm's variance is its units - 1, not n - 1. x: n 100 values
+ * from 10 units, var/n 0.04; y: n 200 from 20 units, var/n 0.045 (scipy: df =
+ * 25.408226221079687, t = 1.7149858514250886, p = 0.09852118737407141). And the Rao-Scott
+ * factor (d1 n2 + d2 n1) / (n1 + n2).
+ */
+static void test_clustered(void)
+{
+	struct htest_arm x = {100, 1.0, 4.0, 9}, y = {200, 0.5, 9.0, 19};
+	struct htest_welch w;
+	CHECK_INT(htest_welch(&x, &y, 0.05, &w), 0);
+	CHECK_REL(w.df, 25.408226221079687, 1e-12);
+	CHECK_REL(w.t, 1.7149858514250886, 1e-12);
+	CHECK_REL(w.p_two, 0.09852118737407141, 1e-9);
+	/* df 0 means n - 1: the independent test */
+	struct htest_arm xi = {100, 1.0, 4.0, 0}, yi = {200, 0.5, 9.0, 0};
+	struct htest_welch wi;
+	CHECK_INT(htest_welch(&xi, &yi, 0.05, &wi), 0);
+	CHECK(wi.df > 200);
+	/* one unit in an arm: no test */
+	struct htest_arm one = {50, 1.0, 4.0, 0.5};
+	CHECK_INT(htest_welch(&one, &y, 0.05, &w), -1);
+	CHECK_REL(htest_rao_scott_delta(100, 2, 300, 1), 1.75, 1e-15);
+	CHECK_REL(htest_rao_scott_delta(100, 1, 300, 1), 1.0, 1e-15);
+	CHECK(isnan(htest_rao_scott_delta(0, 1, 300, 1)));
+}
+
 int main(void)
 {
+	test_clustered();
 	test_tails();
 	test_welch_v1_v2();
 	test_zero_variance();
