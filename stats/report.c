@@ -37,6 +37,9 @@
 #define REPORT_MAX_UNITS (1u << 20)
 #define REPORT_MAX_SUMS (1u << 18)
 
+/* The caps in force (--max-units, --max-unit-sums), set once per report_main. */
+static size_t max_units = REPORT_MAX_UNITS, max_sums = REPORT_MAX_SUMS;
+
 /* Metric slots every experiment has; outcome metrics follow in the order first seen. */
 enum { SLOT_5XX, SLOT_4XX, SLOT_LATENCY, SLOT_OUTCOME0 };
 
@@ -97,7 +100,7 @@ static bool name_eq(const char *name, const struct logrec_str *s)
 static int slot_init(struct accum_metric *m, size_t slot)
 {
 	int rc = accum_metric_init(m, slot == SLOT_LATENCY || slot >= SLOT_OUTCOME0);
-	m->units.max = REPORT_MAX_SUMS;
+	m->units.max = max_sums;
 	return rc;
 }
 
@@ -150,7 +153,7 @@ static long find_var(struct rexp *e, const struct logrec_str *name)
 	v->slots = calloc(exp_nslots(e), sizeof(*v->slots));
 	if (v->name == NULL || v->acc == NULL || v->slots == NULL)
 		goto fail;
-	accum_variant_limit(v->acc, REPORT_MAX_UNITS, 0);
+	accum_variant_limit(v->acc, max_units, 0);
 	for (size_t s = 0; s < exp_nslots(e); s++)
 		if (slot_init(&v->slots[s], s) < 0)
 			goto fail;
@@ -691,13 +694,21 @@ static void usage(FILE *f)
 	    "                         error_rate (5xx, guardrail), latency_ms (guardrail) and one\n"
 	    "                         metric per outcome name (binary when every value is 0/1;\n"
 	    "                         the first binary one is primary)\n"
+	    "      --max-units N      distinct units held exactly per variant (default 1048576,\n"
+	    "                         12-32 bytes each); past it the sample-ratio check counts an\n"
+	    "                         exact hash sample of the units and says so\n"
+	    "      --max-unit-sums N  units whose exact sums are kept per metric and variant\n"
+	    "                         (default 262144, 24-64 bytes each); past it the variances\n"
+	    "                         come from 1024 pseudo-unit buckets per metric\n"
 	    "  -h, --help             this text\n"
 	    "\n"
 	    "Weights come from the latest config record in the logs, else the configuration; the\n"
-	    "sample-ratio check compares each weight epoch's requests with its weights. Requests\n"
-	    "with a forced variant are left out. Hard gates are evaluated once over the whole "
-	    "log.\n"
+	    "sample-ratio check compares each weight epoch's distinct units with its weights.\n"
+	    "Requests with a forced variant are left out. Hard gates are evaluated once over the\n"
+	    "whole log.\n"
 	    "Malformed or torn lines are skipped and counted (records.skipped).\n"
+	    "Every test is at the unit: means are ratios over units with delta-method variances,\n"
+	    "and the sample-ratio check counts distinct units.\n"
 	    "Shadow records (mirrored requests) get a section of their own: agreement with the\n"
 	    "primary answers (95% Wilson interval), paired latencies, 5xx asymmetry (McNemar).\n"
 	    "Exit status: 0 ok, 1 bad input (one line on standard error), 2 runtime failure.\n",
@@ -720,12 +731,16 @@ int report_main(int argc, char **argv)
 	    {"output", required_argument, NULL, 'o'},
 	    {"config", required_argument, NULL, 'c'},
 	    {"help", no_argument, NULL, 'h'},
+	    {"max-units", required_argument, NULL, 'U'},
+	    {"max-unit-sums", required_argument, NULL, 'S'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *only = NULL, *out = NULL, *cfile = NULL;
 	int fmt = RENDER_TEXT, c;
 	opterr = 0;
 	optind = 0;
+	max_units = REPORT_MAX_UNITS;
+	max_sums = REPORT_MAX_SUMS;
 	while ((c = getopt_long(argc, argv, ":e:f:o:c:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'e':
@@ -747,6 +762,19 @@ int report_main(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return 0;
+		case 'U':
+		case 'S': {
+			char *end;
+			errno = 0;
+			unsigned long long n = strtoull(optarg, &end, 10);
+			if (errno || end == optarg || *end || n < 16 || n > (1ull << 30)) {
+				err1("--%s must be an integer in [16, 1073741824]",
+				     c == 'U' ? "max-units" : "max-unit-sums");
+				return 1;
+			}
+			*(c == 'U' ? &max_units : &max_sums) = (size_t)n;
+			break;
+		}
 		case ':':
 			err1("option %s needs an argument", argv[optind - 1]);
 			return 1;

@@ -1,0 +1,343 @@
+"""Statistics at the randomisation unit, through `abgate report` on simulated outcome logs.
+
+Units come back: requests per unit are heavy-tailed (1 + floor of a lognormal, mean ~9), each
+unit has its own click propensity (Beta(0.4, 3.6), mean 0.1), error propensity and latency
+level (lognormal). The traffic is A/A: both arms are drawn from the same population, each unit
+assigned to one arm for good.
+
+- Calibration: over SEEDS experiments the report's fixed-horizon tests reject at alpha = 0.05
+  within 3 binomial standard deviations of alpha (count in [1, 19] of 200), for the binary
+  (click, error_rate) and the continuous (latency_ms) metrics; the sample-ratio check on
+  distinct units flags (p < srm_alpha = 0.001) at most 3 times in 200 (P(Bin(200, 0.001) > 3)
+  is 5e-5) and rejects at 0.05 within the same 3-sigma band. The same logs analysed per
+  request (scipy's Welch and chi-square on the requests, chisquare on request counts) land far
+  outside those bands, so the test can fail.
+- Oracles: the per-unit delta method in numpy and statsmodels' OLS with cluster-robust errors
+  (intercept-only per arm, groups = units: its default small-sample factor G/(G-1) equals the
+  delta method's M/(M-1)) give the report's standard errors, statistics and p-values to 1e-9.
+  Past the per-unit cap the report uses 1024 pseudo-unit buckets: an oracle that recomputes the
+  buckets from the documented hashes agrees to 1e-9, and the bucketed standard error is within
+  4 standard deviations of the exact per-unit one, the sd derived from the per-unit residuals
+  e_i under random bucketing: 0.5 sqrt(2/K (1 - sum e^4 / (sum e^2)^2)), at most 2.2% for
+  K = 1024.
+- Past the distinct-unit cap the split check counts an exact hash sample of the units: the
+  counts equal the oracle's and the statistic equals scipy.stats.chisquare on them.
+"""
+import os
+import subprocess
+import json
+
+import numpy as np
+import pytest
+from scipy import stats
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.environ.get("ABGATE_BIN", os.path.join(ROOT, "build", "abgate"))
+SEEDS = 200
+ALPHA = 0.05
+EXP = "aa"
+TS = "2026-11-22T18:50:%02d.000000Z"
+
+
+def simulate(seed, units=1500, per_unit=True):
+    """One A/A experiment's log lines and, per arm, the data an oracle needs."""
+    rng = np.random.default_rng(seed)
+    if per_unit:
+        n = 1 + np.floor(rng.lognormal(1.5, 1.1, units)).astype(int)
+        n = np.minimum(n, 400)
+    else:
+        n = np.ones(units, dtype=int)
+    arm = rng.random(units) < 0.5  # True: treatment
+    p_click = rng.beta(0.4, 3.6, units)
+    p_err = rng.beta(0.3, 20.0, units)
+    level = rng.lognormal(3.0, 0.7, units)
+    lines = [json.dumps({"v": 1, "type": "config", "ts": TS % 0, "generation": 1, "exp": EXP,
+                         "weights": {"control": 50, "treatment": 50}})]
+    data = {v: {"unit": [], "lat": [], "err": [], "cunit": [], "click": []}
+            for v in ("control", "treatment")}
+    for i in range(units):
+        v = "treatment" if arm[i] else "control"
+        k = int(n[i])
+        lat = np.round(level[i] * rng.lognormal(0.0, 0.3, k), 3)
+        err = rng.random(k) < p_err[i]
+        has_click = rng.random(k) < 0.7
+        click = rng.random(k) < p_click[i]
+        u = f"u{seed}-{i}"
+        d = data[v]
+        t = TS % (1 + i % 50)
+        for j in range(k):
+            lines.append(
+                f'{{"v":1,"type":"request","ts":"{t}","exp":"{EXP}","variant":"{v}",'
+                f'"unit":"{u}","status":{503 if err[j] else 200},"latency_ms":{lat[j]}}}')
+            d["unit"].append(i)
+            d["lat"].append(lat[j])
+            d["err"].append(int(err[j]))
+            if has_click[j]:
+                lines.append(
+                    f'{{"v":1,"type":"outcome","ts":"{t}","exp":"{EXP}","variant":"{v}",'
+                    f'"unit":"{u}","metric":"click","value":{int(click[j])}}}')
+                d["cunit"].append(i)
+                d["click"].append(int(click[j]))
+    for d in data.values():
+        for key in d:
+            d[key] = np.array(d[key])
+    return lines, data
+
+
+def report(lines, path, *args):
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    p = subprocess.run([BIN, "report", "--format", "json", *args, str(path)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
+def metric(rep, name):
+    return next(m for m in rep["metrics"] if m["name"] == name)
+
+
+# ---- oracles ----------------------------------------------------------------------------
+
+def delta_var(values, groups):
+    """Delta-method variance of the mean of values clustered by groups, and M - 1."""
+    ids, inv = np.unique(groups, return_inverse=True)
+    s = np.bincount(inv, weights=values)
+    c = np.bincount(inv)
+    r = values.mean()
+    e = s - r * c
+    m, n = len(ids), len(values)
+    return m / (m - 1) * (e ** 2).sum() / n ** 2, m - 1
+
+
+def welch_from(v1, df1, v2, df2, diff):
+    df = (v1 + v2) ** 2 / (v1 ** 2 / df1 + v2 ** 2 / df2)
+    t = diff / np.sqrt(v1 + v2)
+    return t, df, 2 * stats.t.sf(abs(t), df)
+
+
+def rao_scott(x_t, g_t, x_c, g_c):
+    """Pearson chi-square of the 2x2 table over the Rao-Scott factor; returns (chi2, p, delta)."""
+    table = [[x_t.sum(), len(x_t) - x_t.sum()], [x_c.sum(), len(x_c) - x_c.sum()]]
+    chi2 = stats.chi2_contingency(table, correction=False)[0]
+    d = []
+    for x, g in ((x_t, g_t), (x_c, g_c)):
+        v, _ = delta_var(x.astype(float), g)
+        d.append(v / (x.var(ddof=1) / len(x)))
+    nt, nc = len(x_t), len(x_c)
+    delta = (d[0] * nc + d[1] * nt) / (nt + nc)
+    return chi2 / delta, stats.chi2.sf(chi2 / delta, 1), delta
+
+
+M64 = (1 << 64) - 1
+
+
+def mix64(x):
+    x ^= x >> 33
+    x = (x * 0xff51afd7ed558ccd) & M64
+    x ^= x >> 33
+    x = (x * 0xc4ceb9fe1a85ec53) & M64
+    return x ^ (x >> 33)
+
+
+def hash64(b):
+    """The report's hash of a unit string (stats/accum.c accum_hash64)."""
+    n = len(b)
+    h = 0x9e3779b97f4a7c15 ^ ((n * 0x100000001b3) & M64)
+    i = 0
+    while n - i >= 8:
+        h ^= mix64(int.from_bytes(b[i:i + 8], "little"))
+        h = ((((h << 27) | (h >> 37)) & M64) * 0x9e3779b97f4a7c15 + 0x52dce729) & M64
+        i += 8
+    h ^= mix64(int.from_bytes(b[i:], "little") ^ 0x2545f4914f6cdd1d)
+    return mix64(h)
+
+
+def unit_key(name):
+    """The unit's key (accum_unit_key): its top 10 bits pick the pseudo-unit bucket, its low
+    bits the hash sample of the distinct-unit set."""
+    return mix64(hash64(name.encode()) ^ 0x6a09e667f3bcc909) or 1
+
+
+def close(got, want, rel=1e-9):
+    assert got is not None, f"got null, want {want}"
+    assert abs(got - want) <= rel * max(abs(want), 1e-300), f"got {got!r}, want {want!r}"
+
+
+# ---- calibration ------------------------------------------------------------------------
+
+def band(count, n=SEEDS, p=ALPHA, k=3.0):
+    sd = (n * p * (1 - p)) ** 0.5
+    return abs(count - n * p) <= k * sd
+
+
+def test_aa_false_positives_at_the_unit_and_inflated_per_request(tmp_path):
+    hits = {k: 0 for k in ("click", "latency_ms", "error_rate", "srm05", "srm_flag")}
+    naive = {k: 0 for k in ("click", "latency_ms", "error_rate", "srm05", "srm_flag")}
+    per_unit = []
+    for seed in range(SEEDS):
+        lines, d = simulate(seed)
+        rep = report(lines, tmp_path / "aa.jsonl")
+        assert rep["analysis_unit"]["unit"] == "unit"
+        per_unit.append(rep["analysis_unit"]["requests_per_unit"])
+        for name in ("click", "latency_ms", "error_rate"):
+            c = metric(rep, name)["comparisons"][0]
+            assert c["p_value"] is not None, (seed, name, c)
+            hits[name] += c["p_value"] < ALPHA
+        hits["srm05"] += rep["srm"]["p_value"] < ALPHA
+        hits["srm_flag"] += rep["srm"]["flagged"]
+        # the same logs, every request taken as independent
+        t, c = d["treatment"], d["control"]
+        naive["latency_ms"] += stats.ttest_ind(t["lat"], c["lat"], equal_var=False).pvalue < ALPHA
+        for name, key in (("click", "click"), ("error_rate", "err")):
+            table = [[t[key].sum(), len(t[key]) - t[key].sum()],
+                     [c[key].sum(), len(c[key]) - c[key].sum()]]
+            naive[name] += stats.chi2_contingency(table, correction=False)[1] < ALPHA
+        reqs = [len(c["lat"]), len(t["lat"])]
+        p_req = stats.chisquare(reqs, [sum(reqs) / 2] * 2).pvalue
+        naive["srm05"] += p_req < ALPHA
+        naive["srm_flag"] += p_req < 0.001
+    print(f"\nA/A over {SEEDS} seeds, {np.mean(per_unit):.2f} requests per unit: rejections at "
+          f"{ALPHA} (SRM: p < 0.05, flagged at 0.001)\n  at the unit:  {hits}\n"
+          f"  per request:  {naive}")
+    for name in ("click", "latency_ms", "error_rate", "srm05"):
+        assert band(hits[name]), (name, hits)
+        assert not band(naive[name]) and naive[name] > SEEDS * ALPHA, (name, naive)
+    assert hits["srm_flag"] <= 3, hits
+    assert naive["srm_flag"] > 3, naive
+
+
+# ---- oracles ------------------------------------------------------------------------------
+
+def check_exact(rep, d):
+    t, c = d["treatment"], d["control"]
+    lat = metric(rep, "latency_ms")
+    vs = {}
+    for v, x in (("treatment", t), ("control", c)):
+        var, df = delta_var(x["lat"], x["unit"])
+        vs[v] = (var, df)
+        by = lat["by_variant"][v]
+        assert by["variance_from"] == "units" and by["units"] == df + 1
+        close(by["se_mean"], var ** 0.5)
+        close(by["design_effect"], var / (x["lat"].var(ddof=1) / len(x["lat"])))
+        # statsmodels: intercept-only OLS, cluster-robust by unit (default correction)
+        import statsmodels.api as sm
+        fit = sm.OLS(x["lat"], np.ones(len(x["lat"]))).fit(
+            cov_type="cluster", cov_kwds={"groups": x["unit"]})
+        close(fit.bse[0], var ** 0.5)
+        close(fit.params[0], lat["by_variant"][v]["mean"])
+    cmp = lat["comparisons"][0]
+    tstat, df, p = welch_from(vs["treatment"][0], vs["treatment"][1], vs["control"][0],
+                              vs["control"][1], t["lat"].mean() - c["lat"].mean())
+    close(cmp["statistic"], tstat)
+    close(cmp["df"], df)
+    close(cmp["p_value"], p)
+    for name, key, g in (("click", "click", "cunit"), ("error_rate", "err", "unit")):
+        chi2, p, delta = rao_scott(t[key], t[g], c[key], c[g])
+        cm = metric(rep, name)["comparisons"][0]
+        close(cm["statistic"], chi2)
+        close(cm["p_value"], p)
+        close(cm["design_effect"], delta)
+
+
+def test_exact_per_unit_matches_numpy_and_statsmodels(tmp_path):
+    for seed in (1001, 1002):
+        lines, d = simulate(seed)
+        rep = report(lines, tmp_path / "o.jsonl")
+        assert rep["analysis_unit"]["variance"] == "delta method over units"
+        check_exact(rep, d)
+        # the clustering is real: design effects well above 1
+        assert metric(rep, "latency_ms")["by_variant"]["control"]["design_effect"] > 3
+
+
+def test_one_request_per_unit_is_scipy(tmp_path):
+    lines, d = simulate(1003, units=4000, per_unit=False)
+    rep = report(lines, tmp_path / "one.jsonl")
+    t, c = d["treatment"], d["control"]
+    w = stats.ttest_ind(t["lat"], c["lat"], equal_var=False)
+    cmp = metric(rep, "latency_ms")["comparisons"][0]
+    close(cmp["statistic"], w.statistic)
+    close(cmp["p_value"], w.pvalue)
+    for name, key in (("click", "click"), ("error_rate", "err")):
+        table = [[t[key].sum(), len(t[key]) - t[key].sum()],
+                 [c[key].sum(), len(c[key]) - c[key].sum()]]
+        x = stats.chi2_contingency(table, correction=False)
+        cm = metric(rep, name)["comparisons"][0]
+        close(cm["statistic"], x[0])
+        close(cm["p_value"], x[1])
+        close(cm["design_effect"], 1.0)
+    obs = [len(c["lat"]), len(t["lat"])]
+    close(rep["srm"]["chi2"], stats.chisquare(obs).statistic)
+    close(rep["srm"]["p_value"], stats.chisquare(obs).pvalue)
+
+
+def bucket_oracle(x, groups, names):
+    """The delta method over the pseudo-unit buckets the report puts the units in."""
+    b = np.array([unit_key(names[g]) >> 54 for g in groups])
+    return delta_var(x, b), b
+
+
+def test_buckets_past_the_per_unit_cap(tmp_path):
+    seed = 1004
+    lines, d = simulate(seed)
+    exact = report(lines, tmp_path / "e.jsonl")
+    rep = report(lines, tmp_path / "b.jsonl", "--max-unit-sums", "64")
+    assert "pseudo-unit buckets" in rep["analysis_unit"]["variance"]
+    names = [f"u{seed}-{i}" for i in range(1500)]
+    lat = metric(rep, "latency_ms")
+    vs = {}
+    for v in ("treatment", "control"):
+        x = d[v]
+        (var, df), b = bucket_oracle(x["lat"], x["unit"], names)
+        vs[v] = (var, df)
+        by = lat["by_variant"][v]
+        assert by["variance_from"] == "pseudo-unit buckets" and by["buckets"] == df + 1
+        close(by["se_mean"], var ** 0.5)
+        # against the exact per-unit figure. Given the per-unit residuals e_i, the buckets
+        # sum them in random groups: sum_b E_b^2 = sum_i e_i^2 + 2 sum_(i<j, same bucket)
+        # e_i e_j, the cross term has mean 0 and variance (2/K)((sum e^2)^2 - sum e^4), so
+        # the bucketed variance is the exact one within a relative sd of
+        # sqrt(2/K (1 - sum e^4 / (sum e^2)^2)), and the standard error within half that.
+        ids, inv = np.unique(x["unit"], return_inverse=True)
+        e = (np.bincount(inv, weights=x["lat"]) - x["lat"].mean() * np.bincount(inv))
+        rel_sd = 0.5 * (2 / 1024 * (1 - (e ** 4).sum() / (e ** 2).sum() ** 2)) ** 0.5
+        m, k = len(ids), df + 1
+        factor = ((k / (k - 1)) / (m / (m - 1))) ** 0.5  # the two small-sample factors
+        se_exact = metric(exact, "latency_ms")["by_variant"][v]["se_mean"]
+        ratio = by["se_mean"] / se_exact
+        print(f"\n{v}: bucketed/exact SE {ratio:.4f}, tolerance {factor:.4f} +- "
+              f"{4 * rel_sd:.4f} ({k} buckets used of 1024)")
+        assert abs(ratio - factor) <= 4 * rel_sd
+    cmp = lat["comparisons"][0]
+    tstat, df, p = welch_from(vs["treatment"][0], vs["treatment"][1], vs["control"][0],
+                              vs["control"][1], d["treatment"]["lat"].mean() -
+                              d["control"]["lat"].mean())
+    close(cmp["statistic"], tstat)
+    close(cmp["p_value"], p)
+    # bucketing does not keep the exact reduction to scipy with one request per unit
+    # (the buckets are not the units), which is why small logs keep exact per-unit sums
+
+
+def test_split_check_on_a_hash_sample_past_the_unit_cap(tmp_path):
+    seed = 1005
+    lines, d = simulate(seed, units=3000)
+    rep = report(lines, tmp_path / "s.jsonl", "--max-units", "256")
+    srm = rep["srm"]
+    level = round(-np.log2(srm["sample"]))
+    assert level >= 3 and "hash sample" in rep["analysis_unit"]["srm_counts"]
+    names = [f"u{seed}-{i}" for i in range(3000)]
+    obs = []
+    for v in ("control", "treatment"):
+        units = set(d[v]["unit"].tolist())
+        obs.append(sum(1 for u in units if unit_key(names[u]) & ((1 << level) - 1) == 0))
+    assert srm["observed"] == obs
+    x = stats.chisquare(obs)
+    close(srm["chi2"], x.statistic)
+    close(srm["p_value"], x.pvalue)
+    for v in rep["variants"]:
+        assert v["units_estimated"] is True
+    # the figures that do not depend on the set are unchanged
+    full = report(lines, tmp_path / "f.jsonl")
+    assert [v["requests"] for v in full["variants"]] == [v["requests"] for v in rep["variants"]]
+    assert full["srm"]["observed"] == [len(set(d[v]["unit"].tolist()))
+                                       for v in ("control", "treatment")]
