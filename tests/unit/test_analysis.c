@@ -6,6 +6,9 @@
  *   - 1,000 A/A experiments looked at 20 times each with sequential testing: the rate of ever
  *     rejecting stays at or below alpha (plus noise), while naive repeated fixed tests inflate it;
  *   - a true effect sized by sizing.c for 80% power is detected 80% of the time (4 sigma);
+ *   - 1,000 A/A experiments of returning units (geometric requests per unit, a per-unit level
+ *     and propensity): the unit-level tests reject at alpha within 4 sigma, fixed-horizon and
+ *     with 10 sequential looks, while the same values taken as independent reject far more;
  * plus the Holm families and the p-value conventions of the comparisons.
  */
 #include <gsl/gsl_randist.h>
@@ -146,6 +149,83 @@ static void test_aa_sequential(void)
 	CHECK(fp_peek > 2 * RUNS * ALPHA);
 }
 
+/* Adds `units` returning units to pc (continuous) and pb (binary), each in an arm drawn at
+ * random: each unit has a geometric number of requests (mean 5), a level N(10, 3) and a
+ * propensity Beta(1, 9). keyed: the values carry their unit's key; otherwise each value is
+ * its own unit. */
+static void add_units(struct pair *pc, struct pair *pb, int units, bool keyed, unsigned *next)
+{
+	for (int u = 0; u < units; u++) {
+		int arm = gsl_rng_uniform(rng) < 0.5;
+		uint64_t key = accum_unit_key(++*next);
+		double level = 10 + gsl_ran_gaussian(rng, 3), p = gsl_ran_beta(rng, 1, 9);
+		unsigned k = gsl_ran_geometric(rng, 0.2);
+		for (unsigned i = 0; i < k; i++) {
+			double x = level + gsl_ran_gaussian(rng, 1);
+			double y = gsl_rng_uniform(rng) < p;
+			accum_variant_request(pc->v[arm], 0, key, 0);
+			accum_variant_request(pb->v[arm], 0, key, 0);
+			if (keyed) {
+				accum_metric_add_unit(&pc->v[arm]->metrics[0], 1795000000.0, x, key);
+				accum_metric_add_unit(&pb->v[arm]->metrics[0], 1795000000.0, y, key);
+			} else {
+				accum_metric_add(&pc->v[arm]->metrics[0], 1795000000.0, x);
+				accum_metric_add(&pb->v[arm]->metrics[0], 1795000000.0, y);
+			}
+		}
+	}
+}
+
+static void test_aa_clustered(void)
+{
+	int fp[2][2] = {{0}}, fp_seq = 0, fp_srm = 0, missing = 0;
+	unsigned next = 0;
+	for (int r = 0; r < RUNS; r++) {
+		for (int keyed = 0; keyed < 2; keyed++) {
+			struct pair pc, pb;
+			pair_init(&pc);
+			pair_init(&pb);
+			add_units(&pc, &pb, 300, keyed, &next);
+			struct analysis *a = analyse(&pc, &m_cont, false, 0);
+			fp[keyed][0] += a->metrics[0].cmp[0].p_value < ALPHA;
+			if (keyed)
+				fp_srm += a->srm.p < ALPHA;
+			analysis_free(a);
+			a = analyse(&pb, &m_bin, false, 0);
+			fp[keyed][1] += a->metrics[0].cmp[0].p_value < ALPHA;
+			analysis_free(a);
+			pair_free(&pc);
+			pair_free(&pb);
+		}
+		/* 10 sequential looks of 60 more units each, N* = the final units (600) */
+		struct pair pc, pb;
+		pair_init(&pc);
+		pair_init(&pb);
+		bool seq = false;
+		for (int look = 0; look < 10; look++) {
+			add_units(&pc, &pb, 60, true, &next);
+			struct analysis *a = analyse(&pc, &m_cont, true, 600);
+			missing += !a->metrics[0].cmp[0].has_seq;
+			seq |= a->metrics[0].cmp[0].p_seq < ALPHA;
+			analysis_free(a);
+		}
+		fp_seq += seq;
+		pair_free(&pc);
+		pair_free(&pb);
+	}
+	printf("  A/A, returning units: at the unit Welch %d, chi-square %d, split check %d, "
+	       "sequential (10 looks) %d; per value Welch %d, chi-square %d (of %d)\n",
+	       fp[1][0], fp[1][1], fp_srm, fp_seq, fp[0][0], fp[0][1], RUNS);
+	CHECK(within(fp[1][0], RUNS, ALPHA));
+	CHECK(within(fp[1][1], RUNS, ALPHA));
+	CHECK(within(fp_srm, RUNS, ALPHA));
+	CHECK_INT(missing, 0);
+	CHECK(fp_seq <= RUNS * ALPHA + 4 * sqrt(RUNS * ALPHA * (1 - ALPHA)));
+	/* the same values taken as independent: far outside the band */
+	CHECK(fp[0][0] > 3 * RUNS * ALPHA);
+	CHECK(fp[0][1] > 2 * RUNS * ALPHA);
+}
+
 static void test_power(void)
 {
 	/* continuous: sd 1, true difference 0.2 */
@@ -217,6 +297,7 @@ int main(void)
 	gsl_rng_set(rng, 12345);
 	test_aa_fixed();
 	test_aa_sequential();
+	test_aa_clustered();
 	test_power();
 	test_conventions();
 	gsl_rng_free(rng);
