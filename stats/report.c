@@ -5,7 +5,7 @@
  * Memory does not grow with the number of lines: each log is read through one fixed buffer,
  * lines are parsed in place (logrec.c), and every record only bumps accumulators. What does
  * grow is bounded by the data's shape: experiments, variants and outcome metric names, plus per
- * variant the exact set of distinct units (12 bytes a unit in a table at most 3/4 full, at most
+ * variant the exact set of distinct units (12 bytes a slot in a table at most 3/4 full, at most
  * REPORT_MAX_UNITS units; past that it keeps an exact hash sample of them, halved as often as
  * needed, and the units are marked estimated) and per metric the exact per-unit sums (24 bytes
  * a unit, at most REPORT_MAX_SUMS units; past that the metric's variance comes from its 1024
@@ -695,10 +695,10 @@ static void usage(FILE *f)
 	    "                         metric per outcome name (binary when every value is 0/1;\n"
 	    "                         the first binary one is primary)\n"
 	    "      --max-units N      distinct units held exactly per variant (default 1048576,\n"
-	    "                         12-32 bytes each); past it the sample-ratio check counts an\n"
+	    "                         16-32 bytes each); past it the sample-ratio check counts an\n"
 	    "                         exact hash sample of the units and says so\n"
 	    "      --max-unit-sums N  units whose exact sums are kept per metric and variant\n"
-	    "                         (default 262144, 24-64 bytes each); past it the variances\n"
+	    "                         (default 262144, 32-64 bytes each); past it the variances\n"
 	    "                         come from 1024 pseudo-unit buckets per metric\n"
 	    "  -h, --help             this text\n"
 	    "\n"
