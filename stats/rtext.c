@@ -162,7 +162,7 @@ static void text_metric(FILE *f, const struct analysis *a, const struct analysis
 			n += snprintf(line + n, sizeof(line) - (size_t)n, ", Fisher p %s",
 				      render_p(b3, sizeof(b3), true, c->p_fisher));
 		if (c->has_mw)
-			n += snprintf(line + n, sizeof(line) - (size_t)n, ", Mann-Whitney p %s",
+			n += snprintf(line + n, sizeof(line) - (size_t)n, ", Mann-Whitney p %s (per request, descriptive)",
 				      render_p(b3, sizeof(b3), true, c->mw_p));
 		if (c->has_ni_bound)
 			n += snprintf(line + n, sizeof(line) - (size_t)n,
@@ -441,6 +441,12 @@ static void md_report(FILE *f, const struct analysis *a, const struct render_met
 			(unsigned long long)v->requests, v->units,
 			v->units_estimated ? " (est.)" : "");
 	}
+	fputs("\nUnit analysed: ", f);
+	md_cell(f, a->unit);
+	fprintf(f, ", %.2f requests per unit; variances by the delta method over units%s; the "
+		   "split check counts distinct units%s.\n",
+		a->per_unit, a->bucketed ? " (pseudo-unit buckets past the cap)" : "",
+		a->srm.level ? " (in a hash sample)" : "");
 	if (a->srm.computed)
 		fprintf(f, "\nSample ratio: chi2 = %s, df = %g, p = %s (%s).\n",
 			render_num(b1, sizeof(b1), isfinite(a->srm.chi2), a->srm.chi2, 5),
