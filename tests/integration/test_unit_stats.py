@@ -22,6 +22,8 @@ assigned to one arm for good.
   K = 1024.
 - Past the distinct-unit cap the split check counts an exact hash sample of the units: the
   counts equal the oracle's and the statistic equals scipy.stats.chisquare on them.
+- Live: through the proxy with two workers, /experiments and the live report count each
+  variant's distinct units exactly and analyse the request metrics at the unit.
 """
 import os
 import subprocess
@@ -341,3 +343,69 @@ def test_split_check_on_a_hash_sample_past_the_unit_cap(tmp_path):
     assert [v["requests"] for v in full["variants"]] == [v["requests"] for v in rep["variants"]]
     assert full["srm"]["observed"] == [len(set(d[v]["unit"].tolist()))
                                        for v in ("control", "treatment")]
+
+
+# ---- the live proxy ---------------------------------------------------------------------
+
+LIVE_YAML = """workers: 2
+log:
+  error: stderr
+  level: info
+backends:
+  model-a: {servers: [%s]}
+  model-b: {servers: [%s]}
+experiments:
+  - name: ranker
+    match: {path_prefix: /predict}
+    unit: {header: X-User-Id}
+    variants:
+      - {name: control, backend: model-a, weight: 50}
+      - {name: treatment, backend: model-b, weight: 50}
+    metrics:
+      - {name: error_rate, kind: binary, source: status_5xx, goal: decrease, guardrail: true}
+      - {name: latency_ms, kind: continuous, source: latency_ms, goal: decrease, guardrail: true}
+"""
+
+
+def test_live_counts_distinct_units_and_analyses_at_the_unit(procs, models, yaml_config):
+    """Through the proxy (two workers, so a unit's requests reach both): /experiments counts
+    each variant's distinct units exactly, and the live report analyses at the unit."""
+    from harness import YAML_FRONT, bucket, http, parallel_pipelined, user_request, wait_until
+    a, b = models
+    proxy = procs.proxy(yaml_config(YAML_FRONT + LIVE_YAML % (a.addr, b.addr)))
+    rng = np.random.default_rng(5)
+    users = [f"live-{i}" for i in range(600)]
+    reqs, who = [], []
+    for u in users:
+        for _ in range(int(rng.geometric(0.25))):
+            reqs.append(user_request(u))
+            who.append(u)
+    order = rng.permutation(len(reqs))
+    resps = parallel_pipelined(proxy.port, [reqs[i] for i in order], nconns=4, batch=100)
+    assert all(r.status == 200 for r in resps)
+    want = {"control": set(), "treatment": set()}
+    for u in who:
+        want["control" if bucket("ranker", u) < 5000 else "treatment"].add(u)
+
+    def live():
+        r = http(proxy.admin_port, "GET", "/experiments")
+        return {v["name"]: v for v in r.json()["experiments"][0]["variants"]}
+
+    wait_until(lambda: sum(v.get("requests", 0) for v in live().values()) == len(reqs),
+               timeout=10, what="live counts")
+    got = live()
+    for name in ("control", "treatment"):
+        assert got[name]["units"] == len(want[name]), (name, got[name], len(want[name]))
+    r = http(proxy.admin_port, "GET", "/experiments/ranker/report?format=json")
+    assert r.status == 200, r
+    rep = r.json()
+    assert rep["analysis_unit"]["unit"] == "header X-User-Id"
+    close(rep["analysis_unit"]["requests_per_unit"], len(reqs) / len(users), 1e-12)
+    assert rep["srm"]["observed"] == [len(want["control"]), len(want["treatment"])]
+    assert {m["name"] for m in rep["metrics"]} == {"latency_ms", "error_rate"}
+    for m in rep["metrics"]:
+        for name in ("control", "treatment"):
+            by = m["by_variant"][name]
+            assert by["units"] == len(want[name]) and by["variance_from"] == "units", (m, by)
+            close(by["values_per_unit"], len([u for u in who if u in want[name]]) /
+                  len(want[name]), 1e-12)
