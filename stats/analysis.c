@@ -374,8 +374,12 @@ static void check_srm(struct analysis *a, const struct analysis_input *in)
 		if (in->acc[i]->units.level > level)
 			level = in->acc[i]->units.level;
 	s->level = level;
-	for (size_t i = 0; i < k; i++)
-		obs[i] = accum_uset_count(&in->acc[i]->units, level, cnt + i * ACCUM_EPOCHS);
+	/* observed: each epoch's distinct units, summed (the distinct units with one epoch) */
+	for (size_t i = 0; i < k; i++) {
+		accum_uset_count(&in->acc[i]->units, level, cnt + i * ACCUM_EPOCHS);
+		for (size_t e = 0; e < ACCUM_EPOCHS; e++)
+			obs[i] += cnt[i * ACCUM_EPOCHS + e];
+	}
 	bool have_w = false;
 	for (size_t e = 0; e < ACCUM_EPOCHS; e++) {
 		double tot = 0, wsum = 0;

@@ -409,3 +409,42 @@ def test_live_counts_distinct_units_and_analyses_at_the_unit(procs, models, yaml
             assert by["units"] == len(want[name]) and by["variance_from"] == "units", (m, by)
             close(by["values_per_unit"], len([u for u in who if u in want[name]]) /
                   len(want[name]), 1e-12)
+
+
+def test_split_check_per_weight_epoch_with_returning_units(tmp_path):
+    """A ramp (90/10, then 50/50) moves returning units into the canary: each epoch's distinct
+    units are expected in its own weights' shares, so a healthy ramp is no mismatch, and
+    losing a tenth of the canary's units in the second epoch is one."""
+    rng = np.random.default_rng(11)
+    b = rng.random(20000)
+    reps = 1 + rng.geometric(0.3, (2, 20000))
+
+    def log(drop):
+        lines = [json.dumps({"v": 1, "type": "config", "ts": TS % 0, "generation": 1,
+                             "exp": EXP, "weights": {"control": 90, "canary": 10}})]
+        for i in range(10000):
+            v = "canary" if b[i] >= 0.9 else "control"
+            lines += [f'{{"v":1,"type":"request","ts":"{TS % 1}","exp":"{EXP}","variant":"{v}",'
+                      f'"unit":"u{i}","status":200,"latency_ms":10}}'] * int(reps[0, i])
+        lines.append(json.dumps({"v": 1, "type": "config", "ts": TS % 2, "generation": 2,
+                                 "exp": EXP, "weights": {"control": 50, "canary": 50}}))
+        for i in range(20000):
+            v = "canary" if b[i] >= 0.5 else "control"
+            if drop and v == "canary" and i % 10 == 0:
+                continue
+            lines += [f'{{"v":1,"type":"request","ts":"{TS % 3}","exp":"{EXP}","variant":"{v}",'
+                      f'"unit":"u{i}","status":200,"latency_ms":10}}'] * int(reps[1, i])
+        return lines
+
+    for drop in (False, True):
+        srm = report(log(drop), tmp_path / "ramp.jsonl")["srm"]
+        first = [(b[:10000] < 0.9).sum(), (b[:10000] >= 0.9).sum()]
+        second = [(b < 0.5).sum(), ((b >= 0.5) & ((np.arange(20000) % 10 != 0) | (not drop))).sum()]
+        obs = [int(first[0] + second[0]), int(first[1] + second[1])]
+        exp = [sum(first) * 0.9 + sum(second) * 0.5, sum(first) * 0.1 + sum(second) * 0.5]
+        assert srm["observed"] == obs
+        for got, want in zip(srm["expected"], exp):
+            close(got, want)
+        x = stats.chisquare(obs, exp)
+        close(srm["chi2"], x.statistic)
+        assert srm["flagged"] is drop, srm
