@@ -40,11 +40,11 @@ def close(got, want, rel=REL):
 
 class Data:
     """Seeded experiment data, kept per variant so scipy can see exactly what was logged.
-    Each request comes from a unit of its own (independent data, where the unit-level tests
-    reduce to scipy's); pool=N draws the units from N returning ones instead."""
+    Each request comes from a unit of its own: independent data, where the unit-level tests
+    reduce to scipy's (tests/integration/test_unit_stats.py has returning units)."""
 
     def __init__(self, seed, weights, n=6000, err=None, click=None, lat_scale=None,
-                 integer_latency=False, revenue=True, exp="ranker-v2", pool=None):
+                 integer_latency=False, revenue=True, exp="ranker-v2"):
         rng = random.Random(seed)
         self.exp = exp
         self.weights = weights
@@ -66,8 +66,8 @@ class Data:
                 r -= weights[v]
                 if r < 0:
                     break
-            drawn = rng.randrange(n // 3)  # drawn either way: the same stream of data
-            unit = f"u-{i}" if pool is None else f"u-{drawn % pool}"
+            rng.randrange(n // 3)  # the unit draw of old, kept so the data stay the same
+            unit = f"u-{i}"
             status = 503 if rng.random() < err.get(v, 0.01) else 200
             if integer_latency:
                 lat = float(rng.randrange(1, 120))
