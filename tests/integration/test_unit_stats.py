@@ -22,6 +22,8 @@ assigned to one arm for good.
   K = 1024.
 - Past the distinct-unit cap the split check counts an exact hash sample of the units: the
   counts equal the oracle's and the statistic equals scipy.stats.chisquare on them.
+- Power: with a true latency effect the report detects it as often as statsmodels' cluster-robust
+  OLS on a treatment dummy does (34 and 34 of 60).
 - Live: through the proxy with two workers, /experiments and the live report count each
   variant's distinct units exactly and analyse the request metrics at the unit.
 """
@@ -41,8 +43,9 @@ EXP = "aa"
 TS = "2026-11-22T18:50:%02d.000000Z"
 
 
-def simulate(seed, units=1500, per_unit=True):
-    """One A/A experiment's log lines and, per arm, the data an oracle needs."""
+def simulate(seed, units=1500, per_unit=True, lift=1.0):
+    """One experiment's log lines (A/A unless lift scales the treatment's latency levels) and,
+    per arm, the data an oracle needs."""
     rng = np.random.default_rng(seed)
     if per_unit:
         n = 1 + np.floor(rng.lognormal(1.5, 1.1, units)).astype(int)
@@ -60,7 +63,7 @@ def simulate(seed, units=1500, per_unit=True):
     for i in range(units):
         v = "treatment" if arm[i] else "control"
         k = int(n[i])
-        lat = np.round(level[i] * rng.lognormal(0.0, 0.3, k), 3)
+        lat = np.round(level[i] * (lift if arm[i] else 1.0) * rng.lognormal(0.0, 0.3, k), 3)
         err = rng.random(k) < p_err[i]
         has_click = rng.random(k) < 0.7
         click = rng.random(k) < p_click[i]
@@ -207,6 +210,29 @@ def test_aa_false_positives_at_the_unit_and_inflated_per_request(tmp_path):
         assert not band(naive[name]) and naive[name] > SEEDS * ALPHA, (name, naive)
     assert hits["srm_flag"] <= 3, hits
     assert naive["srm_flag"] > 3, naive
+
+
+def test_power_with_a_true_effect_matches_a_cluster_robust_regression(tmp_path):
+    """Validity is not bought with wide intervals: with latency levels 15% higher in the
+    treatment, the report detects the difference as often as statsmodels' OLS of latency on a
+    treatment dummy with cluster-robust errors by unit (a different estimator of the same
+    variance, with G - 1 df) does on the same logs: within 3 sigma of a binomial difference."""
+    import statsmodels.api as sm
+    runs, hit, hit_ols = 60, 0, 0
+    for seed in range(5000, 5000 + runs):
+        lines, d = simulate(seed, lift=1.15)
+        rep = report(lines, tmp_path / "p.jsonl")
+        hit += metric(rep, "latency_ms")["comparisons"][0]["p_value"] < ALPHA
+        t, c = d["treatment"], d["control"]
+        y = np.concatenate([t["lat"], c["lat"]])
+        x = sm.add_constant(np.concatenate([np.ones(len(t["lat"])), np.zeros(len(c["lat"]))]))
+        g = np.concatenate([t["unit"], c["unit"]])
+        fit = sm.OLS(y, x).fit(cov_type="cluster", cov_kwds={"groups": g})
+        hit_ols += fit.pvalues[1] < ALPHA
+    print(f"\npower, latency +15%: report {hit}/{runs}, cluster-robust OLS {hit_ols}/{runs}")
+    p = (hit + hit_ols) / (2 * runs)
+    assert abs(hit - hit_ols) <= 3 * (2 * runs * p * (1 - p)) ** 0.5
+    assert 0.2 * runs < hit < runs  # a test with real but not total power
 
 
 # ---- oracles ------------------------------------------------------------------------------
