@@ -22,6 +22,9 @@ assigned to one arm for good.
   K = 1024.
 - Past the distinct-unit cap the split check counts an exact hash sample of the units: the
   counts equal the oracle's and the statistic equals scipy.stats.chisquare on them.
+- Sequential: four looks at A/A traffic with `decision.sequential` (from `-c`, which also names
+  the unit): ever rejecting stays at or below alpha + 3 sigma (0 and 0 of 100), where the
+  fixed-horizon p-values at the same looks reject 13 and 11 times.
 - Power: with a true latency effect the report detects it as often as statsmodels' cluster-robust
   OLS on a treatment dummy does (34 and 34 of 60).
 - Live: through the proxy with two workers, /experiments and the live report count each
@@ -32,7 +35,6 @@ import subprocess
 import json
 
 import numpy as np
-import pytest
 from scipy import stats
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -474,3 +476,54 @@ def test_split_check_per_weight_epoch_with_returning_units(tmp_path):
         x = stats.chisquare(obs, exp)
         close(srm["chi2"], x.statistic)
         assert srm["flagged"] is drop, srm
+
+
+SEQ_YAML = """listen:
+  - addr: 127.0.0.1:18080
+backends:
+  a: {servers: [127.0.0.1:19001]}
+experiments:
+  - name: aa
+    match: {path_prefix: /predict}
+    unit: {header: X-User-Id}
+    variants:
+      - {name: control, backend: a, weight: 50}
+      - {name: treatment, backend: a, weight: 50}
+    metrics:
+      - {name: click, kind: binary, source: outcome, goal: increase, primary: true}
+      - {name: latency_ms, kind: continuous, source: latency_ms, goal: decrease}
+    decision: {alpha: 0.05, sequential: true, sequential_n: 1500}
+"""
+
+
+def test_aa_sequential_looks_stay_at_alpha(tmp_path):
+    """Four looks (a quarter of the units at a time) at A/A traffic of returning units, with
+    the configuration's sequential tests: the chance of ever rejecting stays at or below
+    alpha (plus 3 binomial sigma), while the fixed-horizon p-values at the same looks reject
+    more often. The unit is the configured one."""
+    conf = tmp_path / "seq.yaml"
+    conf.write_text(SEQ_YAML)
+    runs, seq, fixed = 100, {"click": 0, "latency_ms": 0}, {"click": 0, "latency_ms": 0}
+    for seed in range(7000, 7000 + runs):
+        lines, _ = simulate(seed)
+        cut = [i for i, line in enumerate(lines) if f'"unit":"u{seed}-' in line]
+        ever_s, ever_f = set(), set()
+        for q in (1, 2, 3, 4):
+            end = cut[min(len(cut) - 1, len(cut) * q // 4)] + 1 if q < 4 else len(lines)
+            rep = report(lines[:end], tmp_path / "look.jsonl", "-c", str(conf))
+            assert rep["analysis_unit"]["unit"] == "header X-User-Id"
+            for name in seq:
+                c = metric(rep, name)["comparisons"][0]
+                assert c["p_value_sequential"] is not None, c
+                if c["p_value_sequential"] < ALPHA:
+                    ever_s.add(name)
+                if c["p_value"] < ALPHA:
+                    ever_f.add(name)
+        for name in seq:
+            seq[name] += name in ever_s
+            fixed[name] += name in ever_f
+    print(f"\nA/A, 4 looks over {runs} runs: sequential {seq}, fixed-horizon {fixed}")
+    bound = runs * ALPHA + 3 * (runs * ALPHA * (1 - ALPHA)) ** 0.5
+    for name in seq:
+        assert seq[name] <= bound, seq
+        assert fixed[name] >= seq[name]
