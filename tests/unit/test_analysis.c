@@ -226,6 +226,72 @@ static void test_aa_clustered(void)
 	CHECK(fp[0][1] > 2 * RUNS * ALPHA);
 }
 
+/*
+ * One value per unit through the whole pipeline (unit keys, delta method, Rao-Scott): the
+ * statistics reference's scipy vectors. V1: ttest_ind(a, b, equal_var=False) t =
+ * -2.45535639829, p = 0.0213780014629. V4: chi2_contingency([[120, 9880], [165, 9835]],
+ * correction=False) chi2 = 7.20797682769, p = 0.00725802643547. And the same values with
+ * every unit seen twice (each value logged twice by its unit): the units carry no more
+ * information than before, so the unit-level t is unchanged, with a design effect of
+ * (2M - 1) / (M - 1) against the per-value variance (29/14 for M = 15); the Pearson chi2 of
+ * the doubled table doubles and the Rao-Scott factor (19999/9999 for 10,000 units an arm)
+ * brings it back to the single-value figure within 1e-4.
+ */
+static void test_one_value_per_unit_is_scipy(void)
+{
+	static const double a[] = {27.5, 21.0, 19.0, 23.6, 17.0, 17.9, 16.9, 20.1,
+				   21.9, 22.6, 23.1, 19.6, 19.0, 21.7, 21.4};
+	static const double b[] = {27.1, 22.0, 20.8, 23.4, 23.4, 23.5, 25.8, 22.0,
+				   24.8, 20.2, 21.9, 22.1, 22.9, 20.5, 24.4};
+	for (int twice = 0; twice < 2; twice++) {
+		struct pair pc, pb;
+		pair_init(&pc);
+		pair_init(&pb);
+		unsigned next = 1000000u * (unsigned)(twice + 1);
+		/* arm 1 is the "treatment" (x) and gets a; arm 0 the control, b */
+		for (int i = 0; i < 15; i++)
+			for (int arm = 0; arm < 2; arm++) {
+				uint64_t key = accum_unit_key(++next);
+				for (int r = 0; r <= twice; r++) {
+					accum_variant_request(pc.v[arm], 0, key, 0);
+					accum_metric_add_unit(&pc.v[arm]->metrics[0], 1795000000.0,
+							      arm ? a[i] : b[i], key);
+				}
+			}
+		for (int arm = 0; arm < 2; arm++)
+			for (int i = 0; i < 10000; i++) {
+				uint64_t key = accum_unit_key(++next);
+				double y = i < (arm ? 165 : 120);
+				for (int r = 0; r <= twice; r++)
+					accum_metric_add_unit(&pb.v[arm]->metrics[0], 1795000000.0, y,
+							      key);
+			}
+		struct analysis *x = analyse(&pc, &m_cont, false, 0);
+		const struct analysis_cmp *c = &x->metrics[0].cmp[0];
+		CHECK(c->ok);
+		CHECK_REL(c->statistic, -2.45535639829, 1e-10);
+		CHECK_REL(c->p_value, 0.0213780014629, 1e-9);
+		CHECK_INT(x->metrics[0].by[0].units, 15);
+		CHECK_REL(x->metrics[0].by[0].uv.deff, twice ? 29.0 / 14 : 1.0, 1e-12);
+		analysis_free(x);
+		x = analyse(&pb, &m_bin, false, 0);
+		c = &x->metrics[0].cmp[0];
+		CHECK(c->ok);
+		if (!twice) {
+			CHECK_REL(c->statistic, 7.20797682769, 1e-10);
+			CHECK_REL(c->p_value, 0.00725802643547, 1e-9);
+			CHECK_REL(c->design_effect, 1.0, 1e-12);
+		} else {
+			CHECK_REL(c->design_effect, 19999.0 / 9999, 1e-12);
+			CHECK_REL(c->statistic, 2 * 7.20797682769 * 9999 / 19999, 1e-10);
+			CHECK_REL(c->statistic, 7.20797682769, 1e-4);
+		}
+		analysis_free(x);
+		pair_free(&pc);
+		pair_free(&pb);
+	}
+}
+
 static void test_power(void)
 {
 	/* continuous: sd 1, true difference 0.2 */
@@ -298,6 +364,7 @@ int main(void)
 	test_aa_fixed();
 	test_aa_sequential();
 	test_aa_clustered();
+	test_one_value_per_unit_is_scipy();
 	test_power();
 	test_conventions();
 	gsl_rng_free(rng);
