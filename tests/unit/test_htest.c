@@ -1,6 +1,7 @@
 /*
  * test_htest.c - unit tests for stats/htest.c against the vectors of the statistics reference
- * (V1-V9, V13, V15, VK), each to 1e-9 relative.
+ * (V1-V9, V13, V15, VK), each to 1e-9 relative; Welch with per-arm df from the units, and the
+ * Rao-Scott factor.
  */
 #include <math.h>
 
