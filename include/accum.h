@@ -245,8 +245,9 @@ struct accum_variant *accum_variant_new(size_t nmetrics, const bool *continuous)
 /* Sets the caps of v's unit set and of its metrics' unit maps (0: keep the default). */
 void accum_variant_limit(struct accum_variant *v, size_t units_max, size_t sums_max);
 /* Counts one request (t: seconds since the epoch) of the unit of key `key` (accum_unit_key;
- * 0: no unit, not counted as a unit) seen in configuration epoch `epoch` (0 when unknown). */
-void accum_variant_request(struct accum_variant *v, double t, uint64_t key, unsigned epoch);
+ * 0: no unit, not counted as a unit) seen in configuration epoch `epoch` (0 when unknown).
+ * Returns 0, or -1 when the unit set could not grow (the request is counted, the unit not). */
+int accum_variant_request(struct accum_variant *v, double t, uint64_t key, unsigned epoch);
 /* Empties v, keeping its shape and allocations. */
 void accum_variant_clear(struct accum_variant *v);
 /* Adds src into dst; both must have the same number of metrics. Returns 0 or -1. */

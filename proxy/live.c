@@ -338,7 +338,8 @@ void live_request(struct live_shard *sh, const struct conf_experiment *e,
 		return;
 	/* one key per request: the unit's set entry, per-unit sums and bucket */
 	uint64_t key = accum_unit_key(unit_hash);
-	accum_variant_request(acc, t, unit_hash ? key : 0, 0);
+	/* out of memory leaves the unit uncounted; the request and its values still count */
+	(void)accum_variant_request(acc, t, unit_hash ? key : 0, 0);
 	for (size_t i = 0; i < e->nmetrics; i++) {
 		switch (e->metrics[i].source) {
 		case CONF_SRC_STATUS_5XX:

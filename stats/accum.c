@@ -779,12 +779,11 @@ void accum_variant_limit(struct accum_variant *v, size_t units_max, size_t sums_
 		v->metrics[i].units.max = sums_max;
 }
 
-void accum_variant_request(struct accum_variant *v, double t, uint64_t key, unsigned epoch)
+int accum_variant_request(struct accum_variant *v, double t, uint64_t key, unsigned epoch)
 {
 	v->requests++;
-	/* out of memory leaves the set as it was; the sample-ratio check then sees fewer units */
-	(void)accum_uset_add(&v->units, key, epoch);
 	accum_series_add(&v->traffic, t, 1.0);
+	return accum_uset_add(&v->units, key, epoch);
 }
 
 void accum_variant_clear(struct accum_variant *v)

@@ -39,6 +39,9 @@
 
 /* The caps in force (--max-units, --max-unit-sums), set once per report_main. */
 static size_t max_units = REPORT_MAX_UNITS, max_sums = REPORT_MAX_SUMS;
+/* Whether any metric reads 4xx statuses (only a configured one can): else the slot is not fed,
+ * which spares a per-unit table probe per request. */
+static bool fold_4xx;
 
 /* Metric slots every experiment has; outcome metrics follow in the order first seen. */
 enum { SLOT_5XX, SLOT_4XX, SLOT_LATENCY, SLOT_OUTCOME0 };
@@ -287,14 +290,13 @@ static int take_line(struct report *r, const char *line, size_t len)
 		/* the unit's epoch bit: epochs 0-29 their own, 30 and later share bit 30, and
 		 * bit 31 is "before any config record" (judged by the latest weights) */
 		unsigned bit = e->cur < 0 ? 31u : e->cur < 30 ? (unsigned)e->cur : 30u;
-		if (accum_uset_add(&v->acc->units, key, bit) < 0)
+		if (accum_variant_request(v->acc, rec.ts, key, bit) < 0)
 			return -1;
-		v->acc->requests++;
-		accum_series_add(&v->acc->traffic, rec.ts, 1.0);
 		double is5 = rec.status >= 500 && rec.status <= 599;
 		double is4 = rec.status >= 400 && rec.status <= 499;
 		accum_metric_add_unit(&v->slots[SLOT_5XX], rec.ts, is5, key);
-		accum_metric_add_unit(&v->slots[SLOT_4XX], rec.ts, is4, key);
+		if (fold_4xx)
+			accum_metric_add_unit(&v->slots[SLOT_4XX], rec.ts, is4, key);
 		accum_metric_add_unit(&v->slots[SLOT_LATENCY], rec.ts, rec.latency_ms, key);
 		return 0;
 	}
@@ -811,6 +813,10 @@ int report_main(int argc, char **argv)
 			goto done;
 		}
 	}
+	fold_4xx = false;
+	for (size_t i = 0; conf && i < conf->nexperiments; i++)
+		for (size_t j = 0; j < conf->experiments[i].nmetrics; j++)
+			fold_4xx |= conf->experiments[i].metrics[j].source == CONF_SRC_STATUS_4XX;
 	for (int i = optind; i < argc; i++) {
 		int s = stream_log(&r, argv[i], buf);
 		if (s != 0) {
