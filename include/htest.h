@@ -63,9 +63,9 @@ struct htest_welch {
 /*
  * Welch's unequal-variance t-test of x against y at level alpha (for the CI), with the
  * Welch-Satterthwaite df from each arm's df (so clustered arms give the delta-method t test).
- * Needs n >= 2 and df >= 1 in each arm. One constant arm: df = df_other. Both constant: equal means give t = 0, p = 1;
- * different means give p = 0 with has_stat false (scipy: t = +-inf). Returns 0, or -1 when not
- * computable (ok false, note set).
+ * Needs n >= 2 and df >= 1 in each arm. One constant arm: df = df_other. Both constant: equal
+ * means give t = 0, p = 1; different means give p = 0 with has_stat false (scipy: t = +-inf).
+ * Returns 0, or -1 when not computable (ok false, note set).
  */
 int htest_welch(const struct htest_arm *x, const struct htest_arm *y, double alpha,
 		struct htest_welch *out);

@@ -52,7 +52,7 @@ struct rvar {
 	struct accum_metric *slots; /* nslots of the experiment */
 };
 
-/* One configuration epoch: a set of weights (units carry the bit of each epoch they were seen in). */
+/* One configuration epoch: a set of weights (units carry the bit of each epoch seen in). */
 struct repoch {
 	size_t n;
 	char **names;

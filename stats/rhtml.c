@@ -516,7 +516,8 @@ static void metric_section(FILE *f, const struct analysis *a, const struct analy
 			n += snprintf(extra + n, sizeof(extra) - (size_t)n, "; Yates p %s",
 				      render_p(b[1], sizeof(b[1]), true, c->p_yates));
 		if (c->has_mw)
-			n += snprintf(extra + n, sizeof(extra) - (size_t)n, "; Mann-Whitney p %s (per request, descriptive)",
+			n += snprintf(extra + n, sizeof(extra) - (size_t)n,
+				      "; Mann-Whitney p %s (per request, descriptive)",
 				      render_p(b[1], sizeof(b[1]), true, c->mw_p));
 		fputs("<p class=\"note\">", f);
 		esc(f, extra);

@@ -162,7 +162,8 @@ static void text_metric(FILE *f, const struct analysis *a, const struct analysis
 			n += snprintf(line + n, sizeof(line) - (size_t)n, ", Fisher p %s",
 				      render_p(b3, sizeof(b3), true, c->p_fisher));
 		if (c->has_mw)
-			n += snprintf(line + n, sizeof(line) - (size_t)n, ", Mann-Whitney p %s (per request, descriptive)",
+			n += snprintf(line + n, sizeof(line) - (size_t)n,
+				      ", Mann-Whitney p %s (per request, descriptive)",
 				      render_p(b3, sizeof(b3), true, c->mw_p));
 		if (c->has_ni_bound)
 			n += snprintf(line + n, sizeof(line) - (size_t)n,

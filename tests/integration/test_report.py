@@ -431,6 +431,12 @@ def test_power_vectors():
     close(r["n_exact"], 3840.84748244)
     text = run("power", "--baseline", "0.1", "--mde", "0.02").stdout
     assert "3841" in text and "0.1" in text and "0.02" in text
+    # returning units: n E requests, n E / M units per variant
+    r = json.loads(run("power", "--baseline", "0.10", "--mde", "0.02", "--requests-per-unit",
+                       "8", "--design-effect", "2.5", "--json").stdout)
+    close(r["n_exact"], 3840.84748244 * 2.5 / 8)
+    assert r["n_per_variant"] == 1201 and r["requests_per_variant"] == 9603
+    assert r["n_in"] == "units"
     r = json.loads(run("power", "--baseline", "0.1", "--mde", "0.02", "--alpha", "0.01",
                        "--power", "0.9", "--json").stdout)
     za, zb = stats.norm.isf(0.005), stats.norm.isf(0.1)
