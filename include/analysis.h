@@ -11,10 +11,19 @@
  *   - p_adjusted is Holm's adjustment within a family: all guardrail comparisons (of the
  *     one-sided harm p-values), all primary comparisons, all other comparisons (two-sided). With
  *     decision.sequential the adjusted values are computed from the sequential p-values;
- *   - proportions use the variance p(1-p) for their differences, lifts and intervals (the
- *     chi-square p-value itself is the pooled test); intervals use Welch's df and the t quantile;
- *   - sequential results use the difference (not the lift), N = both arms' counts and
- *     N* = decision.sequential_n (5000 when unset).
+ *   - every variance is taken at the unit (DESIGN.md): a metric's mean is a ratio over units
+ *     (sum of values / number of values) and the variance of that mean comes from the delta
+ *     method over the units (accum_metric_unitvar), or over the pseudo-unit buckets once a
+ *     variant has more units than its exact per-unit map holds. Continuous metrics: Welch's t on
+ *     those variances, df from the units (or buckets) of each arm. Binary metrics: the pooled
+ *     chi-square divided by the Rao-Scott design-effect factor; differences, lifts and
+ *     intervals use p(1-p) times the arm's design effect. With one value per unit both reduce
+ *     exactly to scipy's Welch and chi-square;
+ *   - sequential results use the difference (not the lift), N = both arms' units and
+ *     N* = decision.sequential_n (5000 when unset);
+ *   - the samples still needed are units per arm, from the per-unit variances;
+ *   - the sample-ratio check compares distinct units (exact, or the exact count of a hash
+ *     sample of the units once a variant passes its cap) with the weights.
  * Anything that cannot be computed has its has_* flag false and a note that says why.
  */
 #ifndef ABGATE_ANALYSIS_H
@@ -34,10 +43,11 @@ struct analysis_input {
 	size_t nvariants;			/* >= 1; the first is the control */
 	const char *const *names;		/* (ref) nvariants names */
 	const double *weights;			/* (ref) percentages; NULL: unknown */
-	const double *expected;			/* (ref) expected request counts for the SRM
-						   check; NULL: weights * total requests */
-	const double *units;			/* (ref) exact distinct units; NULL (or a NAN
-						   entry): the HyperLogLog estimate */
+	const double *epoch_weights;		/* (ref) NULL, or ACCUM_EPOCHS x nvariants
+						   percentages: the weights of each epoch of the
+						   unit sets (a row of zeros: use weights) */
+	const char *unit;			/* (ref) what the unit is, e.g. "header
+						   X-User-Id"; NULL: "unit" */
 	const struct accum_variant *const *acc; /* (ref) nvariants accumulators */
 	const struct conf_metric *metrics;	/* (ref) metric i is acc[v]->metrics[i] */
 	size_t nmetrics;
@@ -49,8 +59,9 @@ struct analysis_variant {
 	bool has_weight;
 	double weight; /* percent */
 	uint64_t requests;
-	double units;
-	bool units_estimated; /* from the HyperLogLog sketch rather than an exact count */
+	double units;	       /* distinct units (an estimate when units_estimated) */
+	bool units_estimated;  /* units = the exact count of a 1 / 2^units_level sample x 2^level */
+	unsigned units_level;
 	struct accum_series traffic;
 };
 
@@ -61,6 +72,8 @@ struct analysis_summary {
 	double mean, sd;
 	bool has_quantiles;
 	double p50, p95, p99;
+	struct accum_unitvar uv; /* the mean as a ratio over units, its variance, design effect */
+	double units;		 /* units with a value (exact, or the variant's when bucketed) */
 	struct accum_series series; /* n and sum of values over time */
 };
 
@@ -93,7 +106,9 @@ struct analysis_cmp {
 	int noninferior;  /* guardrails: 1 yes, 0 no, -1 not established */
 	bool has_ni_bound;
 	double ni_bound; /* upper confidence bound of the relative harm (with a margin) */
-	double needed_n; /* per arm to detect the observed difference; 0: unknown */
+	double needed_n; /* units per arm to detect the observed difference; 0: unknown */
+	double have_units; /* the smaller arm's units (for "still needed") */
+	double design_effect; /* binary: the Rao-Scott factor delta; continuous: 1 */
 	const char *notes[ANALYSIS_MAX_NOTES];
 	size_t nnotes;
 };
@@ -109,6 +124,8 @@ struct analysis_srm {
 	double chi2, df, p;
 	bool flagged; /* p < srm_alpha and every arm has at least 8 units */
 	const char *note;
+	unsigned level; /* the units counted are a 1 / 2^level hash sample (0: all) */
+	double *observed, *expected; /* nvariants: the distinct units compared (unit-epochs) */
 };
 
 struct analysis {
@@ -120,6 +137,9 @@ struct analysis {
 	size_t nmetrics;
 	struct analysis_metric *metrics;
 	struct analysis_srm srm;
+	char *unit;	    /* what the unit is */
+	bool bucketed;	    /* some metric's variance came from the pseudo-unit buckets */
+	double per_unit;    /* requests per unit over all arms */
 
 	/* filled by decide_run() */
 	const char *action;   /* "promote", "rollback", "continue", "investigate" */
@@ -131,6 +151,10 @@ struct analysis {
 /* Fills dec with the defaults of DESIGN.md (alpha 0.05, min_samples 500, srm_alpha 0.001,
  * sequential off, N* 5000). */
 void analysis_decision_defaults(struct conf_decision *dec);
+
+/* Names experiment e's unit for the report ("header X-User-Id", "cookie uid", "query user")
+ * in buf; e NULL gives "unit" (the log's unit field). Returns buf. */
+const char *analysis_unit_name(const struct conf_experiment *e, char *buf, size_t len);
 
 /* Builds the analysis. Returns it (owned by the caller: analysis_free) or NULL when out of
  * memory or nvariants is 0. */

@@ -33,12 +33,18 @@ double htest_t_sf(double t, double df);
 double htest_t_isf(double p, double df);
 double htest_chi2_sf(double x, double df);
 
-/* One arm as summary statistics: count, mean and the variance the test should use
- * (the sample variance for continuous data; p(1-p) for proportions). */
+/*
+ * One arm as summary statistics: count, mean and the variance the test should use, such that
+ * var / n is the variance of the mean (the sample variance for independent continuous data;
+ * p(1-p) for proportions; the delta-method variance of the mean times n for values clustered
+ * by unit), and the degrees of freedom of that variance (n - 1 for independent values, units
+ * - 1 for clustered ones; 0 means n - 1).
+ */
 struct htest_arm {
 	double n;
 	double mean;
 	double var;
+	double df;
 };
 
 struct htest_welch {
@@ -55,10 +61,11 @@ struct htest_welch {
 };
 
 /*
- * Welch's unequal-variance t-test of x against y at level alpha (for the CI). Needs n >= 2 in
- * each arm. One constant arm: df = n_other - 1. Both constant: equal means give t = 0, p = 1;
- * different means give p = 0 with has_stat false (scipy: t = +-inf). Returns 0, or -1 when not
- * computable (ok false, note set).
+ * Welch's unequal-variance t-test of x against y at level alpha (for the CI), with the
+ * Welch-Satterthwaite df from each arm's df (so clustered arms give the delta-method t test).
+ * Needs n >= 2 and df >= 1 in each arm. One constant arm: df = df_other. Both constant: equal
+ * means give t = 0, p = 1; different means give p = 0 with has_stat false (scipy: t = +-inf).
+ * Returns 0, or -1 when not computable (ok false, note set).
  */
 int htest_welch(const struct htest_arm *x, const struct htest_arm *y, double alpha,
 		struct htest_welch *out);
@@ -97,6 +104,15 @@ struct htest_chi2 {
  */
 int htest_chi2_table(const double *obs, size_t rows, size_t cols, bool yates,
 		     struct htest_chi2 *out);
+
+/*
+ * The Rao-Scott first-order correction of a 2 x 2 chi-square comparing two proportions from
+ * clustered samples: chi2 / delta, with delta = (d1 n2 + d2 n1) / (n1 + n2) for arms of n1 and
+ * n2 values and design effects d1 and d2 (the variance of each proportion over its variance
+ * under independent sampling). With d1 = d2 = 1 it is Pearson's chi-square. Returns delta, or
+ * NAN for invalid input (then the caller keeps the uncorrected statistic).
+ */
+double htest_rao_scott_delta(double n1, double d1, double n2, double d2);
 
 /*
  * Chi-square goodness of fit of k observed counts against expected counts (same total; e.g.

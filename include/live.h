@@ -52,7 +52,15 @@ void live_request(struct live_shard *sh, const struct conf_experiment *e,
 		  const struct conf_variant *v, int status, double latency_ms, double t,
 		  uint64_t unit_hash, bool excluded);
 
-/* Counts an outcome of metric index m of experiment e for variant v. */
+/*
+ * Counts an outcome of metric index m of experiment e for variant v, from the unit whose
+ * hash is unit_hash (router_unit_hash(salt, unit), as live_request gets it), so that the
+ * outcome joins its unit's other outcomes in the unit-level variance. live_outcome is the same
+ * for an outcome of unknown unit: it counts as a unit of its own.
+ */
+void live_outcome_unit(struct live_shard *sh, const struct conf_experiment *e,
+		       const struct conf_variant *v, size_t m, double value, double t,
+		       uint64_t unit_hash);
 void live_outcome(struct live_shard *sh, const struct conf_experiment *e,
 		  const struct conf_variant *v, size_t m, double value, double t);
 

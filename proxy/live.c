@@ -257,18 +257,7 @@ static struct accum_variant *entry_acc(struct entry *en, const struct conf_exper
 
 static void acc_reset(struct accum_variant *v)
 {
-	v->requests = 0;
-	accum_hll_init(&v->units);
-	accum_series_init(&v->traffic);
-	for (size_t i = 0; i < v->nmetrics; i++) {
-		struct accum_metric *m = &v->metrics[i];
-		accum_moments_init(&m->mom);
-		m->successes = 0;
-		m->nonbinary = 0;
-		if (m->hist != NULL)
-			accum_hist_clear(m->hist);
-		accum_series_init(&m->series);
-	}
+	accum_variant_clear(v);
 }
 
 /* The rollout epoch of experiment e (0 without a rollout). */
@@ -347,17 +336,21 @@ void live_request(struct live_shard *sh, const struct conf_experiment *e,
 	struct accum_variant *acc = entry_acc_now(en, e);
 	if (acc == NULL)
 		return;
-	accum_variant_request(acc, t, unit_hash);
+	/* one key per request: the unit's set entry, per-unit sums and bucket */
+	uint64_t key = accum_unit_key(unit_hash);
+	/* out of memory leaves the unit uncounted; the request and its values still count */
+	(void)accum_variant_request(acc, t, unit_hash ? key : 0, 0);
 	for (size_t i = 0; i < e->nmetrics; i++) {
 		switch (e->metrics[i].source) {
 		case CONF_SRC_STATUS_5XX:
-			accum_metric_add(&acc->metrics[i], t, status >= 500 ? 1.0 : 0.0);
+			accum_metric_add_unit(&acc->metrics[i], t, status >= 500 ? 1.0 : 0.0, key);
 			break;
 		case CONF_SRC_STATUS_4XX:
-			accum_metric_add(&acc->metrics[i], t, status >= 400 && status < 500);
+			accum_metric_add_unit(&acc->metrics[i], t, status >= 400 && status < 500,
+					      key);
 			break;
 		case CONF_SRC_LATENCY_MS:
-			accum_metric_add(&acc->metrics[i], t, latency_ms);
+			accum_metric_add_unit(&acc->metrics[i], t, latency_ms, key);
 			break;
 		case CONF_SRC_OUTCOME:
 			break;
@@ -365,8 +358,9 @@ void live_request(struct live_shard *sh, const struct conf_experiment *e,
 	}
 }
 
-void live_outcome(struct live_shard *sh, const struct conf_experiment *e,
-		  const struct conf_variant *v, size_t m, double value, double t)
+void live_outcome_unit(struct live_shard *sh, const struct conf_experiment *e,
+		       const struct conf_variant *v, size_t m, double value, double t,
+		       uint64_t unit_hash)
 {
 	struct entry *en = table_get(&sh->delta, v->id);
 
@@ -376,7 +370,13 @@ void live_outcome(struct live_shard *sh, const struct conf_experiment *e,
 	if (acc == NULL || m >= acc->nmetrics)
 		return;
 	en->dirty = true;
-	accum_metric_add(&acc->metrics[m], t, value);
+	accum_metric_add_unit(&acc->metrics[m], t, value, accum_unit_key(unit_hash));
+}
+
+void live_outcome(struct live_shard *sh, const struct conf_experiment *e,
+		  const struct conf_variant *v, size_t m, double value, double t)
+{
+	live_outcome_unit(sh, e, v, m, value, t, 0);
 }
 
 void live_publish(struct live_shard *sh)
@@ -433,8 +433,10 @@ struct analysis *live_analysis(const struct conf_experiment *e, const struct con
 			names[i] = e->variants[i].name;
 			weights[i] = rollout_weight_bp(e, i) / 100.0;
 		}
+		char unit[160];
 		struct analysis_input in = {
 			.experiment = e->name,
+			.unit = analysis_unit_name(e, unit, sizeof(unit)),
 			.nvariants = e->nvariants,
 			.names = names,
 			.weights = weights,

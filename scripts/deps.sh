@@ -7,7 +7,7 @@
 set -eu
 
 build_pkgs="gcc make pkg-config libevent-dev libssl-dev libcjson-dev libgsl-dev libyaml-dev liburing-dev"
-test_pkgs="curl wrk openssl python3 python3-pytest python3-scipy prometheus clang libclang-rt-14-dev chromium"
+test_pkgs="curl wrk openssl python3 python3-pytest python3-scipy python3-statsmodels prometheus clang libclang-rt-14-dev chromium"
 bench_pkgs="wrk nginx-light haproxy strace python3-pandas time"
 
 want="$build_pkgs"

@@ -1,8 +1,10 @@
 /*
- * accum.c - mergeable accumulators: moments, log-linear histogram, HyperLogLog, time series
- * (see include/accum.h). No allocation on the update path, no locks, no GSL.
+ * accum.c - mergeable accumulators: moments, log-linear histogram, HyperLogLog, unit sets and
+ * per-unit sums, pseudo-unit buckets, time series (see include/accum.h). No locks, no GSL; the
+ * update path allocates only when a unit table grows (doubling, so rarely).
  */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -240,6 +242,268 @@ uint64_t accum_hash64(const void *p, size_t len)
 	return mix64(h);
 }
 
+/* ---- units ---- */
+
+uint64_t accum_unit_key(uint64_t unit_hash)
+{
+	static _Atomic uint64_t anon;
+	uint64_t k;
+
+	if (unit_hash != 0)
+		k = mix64(unit_hash ^ 0x6a09e667f3bcc909ULL);
+	else /* its own unit: a fresh key (mix64 is a bijection, so keys never repeat) */
+		k = mix64(atomic_fetch_add_explicit(&anon, 1, memory_order_relaxed) ^
+			  0xbb67ae8584caa73bULL);
+	return k ? k : 1;
+}
+
+static size_t key_slot(uint64_t key, size_t cap)
+{
+	return (size_t)(key >> 16) & (cap - 1);
+}
+
+static bool in_sample(uint64_t key, unsigned level)
+{
+	return level == 0 || (key & ((1ULL << level) - 1)) == 0;
+}
+
+static size_t bucket_of(uint64_t key)
+{
+	return (size_t)(key >> (64 - ACCUM_BUCKET_BITS));
+}
+
+void accum_uset_init(struct accum_uset *s, size_t max)
+{
+	memset(s, 0, sizeof(*s));
+	s->max = max ? max : ACCUM_UNITS_MAX;
+}
+
+void accum_uset_release(struct accum_uset *s)
+{
+	if (s == NULL)
+		return;
+	free(s->key);
+	free(s->epoch);
+	s->key = NULL;
+	s->epoch = NULL;
+	s->cap = s->count = 0;
+}
+
+void accum_uset_clear(struct accum_uset *s)
+{
+	size_t max = s->max;
+	if (s->cap > 4096) {
+		accum_uset_release(s);
+	} else if (s->cap) {
+		memset(s->key, 0, s->cap * sizeof(*s->key));
+		memset(s->epoch, 0, s->cap * sizeof(*s->epoch));
+	}
+	s->count = 0;
+	s->level = 0;
+	s->max = max;
+}
+
+/* Rebuilds s with ncap slots, keeping the keys of the current sample level. */
+static int uset_rehash(struct accum_uset *s, size_t ncap)
+{
+	uint64_t *k = calloc(ncap, sizeof(*k));
+	uint32_t *e = calloc(ncap, sizeof(*e));
+	if (k == NULL || e == NULL) {
+		free(k);
+		free(e);
+		return -1;
+	}
+	size_t count = 0;
+	for (size_t i = 0; i < s->cap; i++) {
+		if (s->key[i] == 0 || !in_sample(s->key[i], s->level))
+			continue;
+		size_t j = key_slot(s->key[i], ncap);
+		while (k[j])
+			j = (j + 1) & (ncap - 1);
+		k[j] = s->key[i];
+		e[j] = s->epoch[i];
+		count++;
+	}
+	free(s->key);
+	free(s->epoch);
+	s->key = k;
+	s->epoch = e;
+	s->cap = ncap;
+	s->count = count;
+	return 0;
+}
+
+/* Adds key with the epoch bits `bits`. */
+static int uset_put(struct accum_uset *s, uint64_t key, uint32_t bits)
+{
+	if (!in_sample(key, s->level))
+		return 0;
+	if (s->cap) {
+		size_t j = key_slot(key, s->cap);
+		while (s->key[j]) {
+			if (s->key[j] == key) {
+				s->epoch[j] |= bits;
+				return 0;
+			}
+			j = (j + 1) & (s->cap - 1);
+		}
+	}
+	/* a new unit: past the cap, halve the sample until it fits */
+	while (s->count + 1 > s->max && s->level < 63) {
+		s->level++;
+		if (uset_rehash(s, s->cap) < 0)
+			return -1;
+		if (!in_sample(key, s->level))
+			return 0;
+	}
+	if (s->cap == 0 || (s->count + 1) * 4 > s->cap * 3)
+		if (uset_rehash(s, s->cap ? s->cap * 2 : 64) < 0)
+			return -1;
+	size_t j = key_slot(key, s->cap);
+	while (s->key[j])
+		j = (j + 1) & (s->cap - 1);
+	s->key[j] = key;
+	s->epoch[j] = bits;
+	s->count++;
+	return 0;
+}
+
+int accum_uset_add(struct accum_uset *s, uint64_t key, unsigned e)
+{
+	if (key == 0)
+		return 0;
+	return uset_put(s, key, 1u << (e < ACCUM_EPOCHS ? e : ACCUM_EPOCHS - 1));
+}
+
+int accum_uset_merge(struct accum_uset *dst, const struct accum_uset *src)
+{
+	if (src->level > dst->level) {
+		dst->level = src->level;
+		if (dst->cap && uset_rehash(dst, dst->cap) < 0)
+			return -1;
+	}
+	for (size_t i = 0; i < src->cap; i++)
+		if (src->key[i] && uset_put(dst, src->key[i], src->epoch[i]) < 0)
+			return -1;
+	return 0;
+}
+
+double accum_uset_count(const struct accum_uset *s, unsigned level, double *per_epoch)
+{
+	double n = 0;
+	for (size_t i = 0; i < s->cap; i++) {
+		if (s->key[i] == 0 || !in_sample(s->key[i], level))
+			continue;
+		n++;
+		if (per_epoch)
+			for (unsigned e = 0; e < ACCUM_EPOCHS; e++)
+				if (s->epoch[i] & (1u << e))
+					per_epoch[e]++;
+	}
+	return n;
+}
+
+static void umap_init(struct accum_umap *m, size_t max)
+{
+	memset(m, 0, sizeof(*m));
+	m->max = max ? max : ACCUM_SUMS_MAX;
+}
+
+static void umap_release(struct accum_umap *m)
+{
+	free(m->key);
+	free(m->n);
+	free(m->sum);
+	m->key = NULL;
+	m->n = NULL;
+	m->sum = NULL;
+	m->cap = m->count = 0;
+}
+
+static void umap_clear(struct accum_umap *m)
+{
+	if (m->cap > 4096) {
+		umap_release(m);
+	} else if (m->cap) {
+		memset(m->key, 0, m->cap * sizeof(*m->key));
+		memset(m->n, 0, m->cap * sizeof(*m->n));
+		memset(m->sum, 0, m->cap * sizeof(*m->sum));
+	}
+	m->count = 0;
+	m->overflow = false;
+}
+
+static void umap_overflow(struct accum_umap *m)
+{
+	umap_release(m);
+	m->overflow = true;
+}
+
+static int umap_rehash(struct accum_umap *m, size_t ncap)
+{
+	uint64_t *k = calloc(ncap, sizeof(*k)), *n = calloc(ncap, sizeof(*n));
+	double *s = calloc(ncap, sizeof(*s));
+	if (k == NULL || n == NULL || s == NULL) {
+		free(k);
+		free(n);
+		free(s);
+		return -1;
+	}
+	for (size_t i = 0; i < m->cap; i++) {
+		if (m->key[i] == 0)
+			continue;
+		size_t j = key_slot(m->key[i], ncap);
+		while (k[j])
+			j = (j + 1) & (ncap - 1);
+		k[j] = m->key[i];
+		n[j] = m->n[i];
+		s[j] = m->sum[i];
+	}
+	free(m->key);
+	free(m->n);
+	free(m->sum);
+	m->key = k;
+	m->n = n;
+	m->sum = s;
+	m->cap = ncap;
+	return 0;
+}
+
+/* Adds cnt values summing to y to the unit `key`. Out of memory counts as an overflow (the
+ * buckets still hold everything), so the map never holds a partial picture. */
+static void umap_put(struct accum_umap *m, uint64_t key, uint64_t cnt, double y)
+{
+	if (m->overflow)
+		return;
+	if (m->cap) {
+		size_t j = key_slot(key, m->cap);
+		while (m->key[j]) {
+			if (m->key[j] == key) {
+				m->n[j] += cnt;
+				m->sum[j] += y;
+				return;
+			}
+			j = (j + 1) & (m->cap - 1);
+		}
+	}
+	if (m->count + 1 > m->max) {
+		umap_overflow(m);
+		return;
+	}
+	if (m->cap == 0 || (m->count + 1) * 4 > m->cap * 3)
+		if (umap_rehash(m, m->cap ? m->cap * 2 : 64) < 0) {
+			umap_overflow(m);
+			return;
+		}
+	size_t j = key_slot(key, m->cap);
+	while (m->key[j])
+		j = (j + 1) & (m->cap - 1);
+	m->key[j] = key;
+	m->n[j] = cnt;
+	m->sum[j] = y;
+	m->count++;
+}
+
 /* ---- time series ---- */
 
 void accum_series_init(struct accum_series *s)
@@ -347,6 +611,10 @@ int accum_metric_init(struct accum_metric *am, bool with_hist)
 	memset(am, 0, sizeof(*am));
 	accum_moments_init(&am->mom);
 	accum_series_init(&am->series);
+	umap_init(&am->units, 0);
+	am->bk = calloc(1, sizeof(*am->bk));
+	if (am->bk == NULL)
+		return -1;
 	if (with_hist) {
 		am->hist = malloc(sizeof(*am->hist));
 		if (am->hist == NULL)
@@ -356,7 +624,7 @@ int accum_metric_init(struct accum_metric *am, bool with_hist)
 	return 0;
 }
 
-void accum_metric_add(struct accum_metric *am, double t, double x)
+void accum_metric_add_unit(struct accum_metric *am, double t, double x, uint64_t key)
 {
 	accum_moments_add(&am->mom, x);
 	if (x == 1.0)
@@ -366,10 +634,55 @@ void accum_metric_add(struct accum_metric *am, double t, double x)
 	if (am->hist)
 		accum_hist_add(am->hist, x);
 	accum_series_add(&am->series, t, x);
+	double y = x - am->mom.ref;
+	if (am->bk) {
+		size_t b = bucket_of(key);
+		am->bk->n[b]++;
+		am->bk->sum[b] += y;
+	}
+	umap_put(&am->units, key, 1, y);
+}
+
+void accum_metric_add(struct accum_metric *am, double t, double x)
+{
+	accum_metric_add_unit(am, t, x, accum_unit_key(0));
+}
+
+void accum_metric_clear(struct accum_metric *am)
+{
+	accum_moments_init(&am->mom);
+	am->successes = 0;
+	am->nonbinary = 0;
+	if (am->hist != NULL)
+		accum_hist_clear(am->hist);
+	accum_series_init(&am->series);
+	if (am->bk != NULL)
+		memset(am->bk, 0, sizeof(*am->bk));
+	umap_clear(&am->units);
 }
 
 int accum_metric_merge(struct accum_metric *dst, const struct accum_metric *src)
 {
+	if (src->mom.n > 0) {
+		/* the sums are relative to each side's reference: move src's onto dst's */
+		double shift = dst->mom.n > 0 ? src->mom.ref - dst->mom.ref : 0.0;
+		if (dst->bk == NULL && (dst->bk = calloc(1, sizeof(*dst->bk))) == NULL)
+			return -1;
+		if (src->bk == NULL) {
+			umap_overflow(&dst->units); /* cannot happen for initialised metrics */
+		} else {
+			for (size_t b = 0; b < ACCUM_BUCKETS; b++) {
+				dst->bk->n[b] += src->bk->n[b];
+				dst->bk->sum[b] += src->bk->sum[b] + (double)src->bk->n[b] * shift;
+			}
+		}
+		if (src->units.overflow)
+			umap_overflow(&dst->units);
+		for (size_t i = 0; i < src->units.cap && !dst->units.overflow; i++)
+			if (src->units.key[i])
+				umap_put(&dst->units, src->units.key[i], src->units.n[i],
+					 src->units.sum[i] + (double)src->units.n[i] * shift);
+	}
 	accum_moments_merge(&dst->mom, &src->mom);
 	dst->successes += src->successes;
 	dst->nonbinary += src->nonbinary;
@@ -392,6 +705,48 @@ void accum_metric_release(struct accum_metric *am)
 		return;
 	free(am->hist);
 	am->hist = NULL;
+	free(am->bk);
+	am->bk = NULL;
+	umap_release(&am->units);
+}
+
+void accum_metric_unitvar(const struct accum_metric *am, struct accum_unitvar *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->n = (double)am->mom.n;
+	out->mean = accum_moments_mean(&am->mom);
+	out->deff = 1.0;
+	double r = am->mom.mean; /* the mean relative to ref, as the sums are */
+	double se2 = 0.0, m = 0.0;
+	if (!am->units.overflow) {
+		for (size_t i = 0; i < am->units.cap; i++) {
+			if (am->units.key[i] == 0)
+				continue;
+			double e = am->units.sum[i] - r * (double)am->units.n[i];
+			se2 += e * e;
+			m++;
+		}
+		out->units = m;
+	} else if (am->bk != NULL) {
+		out->bucketed = true;
+		out->units = NAN;
+		for (size_t b = 0; b < ACCUM_BUCKETS; b++) {
+			if (am->bk->n[b] == 0)
+				continue;
+			double e = am->bk->sum[b] - r * (double)am->bk->n[b];
+			se2 += e * e;
+			m++;
+		}
+	}
+	out->groups = m;
+	if (m < 2 || out->n < 2)
+		return;
+	out->ok = true;
+	out->df = m - 1;
+	out->var_mean = m / (m - 1) * se2 / (out->n * out->n);
+	double s2 = accum_moments_var(&am->mom);
+	if (s2 > 0)
+		out->deff = out->var_mean / (s2 / out->n);
 }
 
 struct accum_variant *accum_variant_new(size_t nmetrics, const bool *continuous)
@@ -399,7 +754,7 @@ struct accum_variant *accum_variant_new(size_t nmetrics, const bool *continuous)
 	struct accum_variant *v = calloc(1, sizeof(*v));
 	if (v == NULL)
 		return NULL;
-	accum_hll_init(&v->units);
+	accum_uset_init(&v->units, 0);
 	accum_series_init(&v->traffic);
 	v->metrics = calloc(nmetrics ? nmetrics : 1, sizeof(*v->metrics));
 	if (v->metrics == NULL)
@@ -416,12 +771,28 @@ fail:
 	return NULL;
 }
 
-void accum_variant_request(struct accum_variant *v, double t, uint64_t unit_hash)
+void accum_variant_limit(struct accum_variant *v, size_t units_max, size_t sums_max)
+{
+	if (units_max)
+		v->units.max = units_max;
+	for (size_t i = 0; sums_max && i < v->nmetrics; i++)
+		v->metrics[i].units.max = sums_max;
+}
+
+int accum_variant_request(struct accum_variant *v, double t, uint64_t key, unsigned epoch)
 {
 	v->requests++;
-	if (unit_hash)
-		accum_hll_add(&v->units, unit_hash);
 	accum_series_add(&v->traffic, t, 1.0);
+	return accum_uset_add(&v->units, key, epoch);
+}
+
+void accum_variant_clear(struct accum_variant *v)
+{
+	v->requests = 0;
+	accum_uset_clear(&v->units);
+	accum_series_init(&v->traffic);
+	for (size_t i = 0; i < v->nmetrics; i++)
+		accum_metric_clear(&v->metrics[i]);
 }
 
 int accum_variant_merge(struct accum_variant *dst, const struct accum_variant *src)
@@ -429,7 +800,8 @@ int accum_variant_merge(struct accum_variant *dst, const struct accum_variant *s
 	if (dst->nmetrics != src->nmetrics)
 		return -1;
 	dst->requests += src->requests;
-	accum_hll_merge(&dst->units, &src->units);
+	if (accum_uset_merge(&dst->units, &src->units) < 0)
+		return -1;
 	accum_series_merge(&dst->traffic, &src->traffic);
 	for (size_t i = 0; i < src->nmetrics; i++)
 		if (accum_metric_merge(&dst->metrics[i], &src->metrics[i]) < 0)
@@ -444,5 +816,6 @@ void accum_variant_free(struct accum_variant *v)
 	for (size_t i = 0; i < v->nmetrics; i++)
 		accum_metric_release(&v->metrics[i]);
 	free(v->metrics);
+	accum_uset_release(&v->units);
 	free(v);
 }

@@ -24,6 +24,19 @@ void analysis_decision_defaults(struct conf_decision *dec)
 	dec->sequential_n = 5000;
 }
 
+const char *analysis_unit_name(const struct conf_experiment *e, char *buf, size_t len)
+{
+	if (e == NULL || e->unit_name == NULL) {
+		snprintf(buf, len, "unit");
+		return buf;
+	}
+	const char *kind = e->unit == CONF_UNIT_HEADER ? "header"
+			   : e->unit == CONF_UNIT_COOKIE ? "cookie"
+							 : "query";
+	snprintf(buf, len, "%s %s", kind, e->unit_name);
+	return buf;
+}
+
 static void add_note(struct analysis_cmp *c, const char *note)
 {
 	if (note == NULL)
@@ -35,9 +48,12 @@ static void add_note(struct analysis_cmp *c, const char *note)
 		c->notes[c->nnotes++] = note;
 }
 
-static void summarize(struct analysis_summary *s, const struct accum_metric *am, bool binary)
+static void summarize(struct analysis_summary *s, const struct accum_metric *am, bool binary,
+		      double variant_units)
 {
 	memset(s, 0, sizeof(*s));
+	accum_metric_unitvar(am, &s->uv);
+	s->units = s->uv.bucketed ? variant_units : s->uv.units;
 	s->n = am->mom.n;
 	s->successes = am->successes;
 	s->rate = s->n ? (double)s->successes / (double)s->n : 0.0;
@@ -87,46 +103,85 @@ out:
 }
 
 /*
+ * One arm of a comparison at the unit: n values, the mean, var such that var / n is the
+ * delta-method variance of the mean, df from the units (or buckets). Returns false (why set)
+ * when the values come from a single unit, so no variance between units can be estimated.
+ */
+static bool unit_arm(const struct analysis_summary *s, const struct accum_metric *am, bool binary,
+		     struct htest_arm *arm, const char **why)
+{
+	const struct accum_unitvar *uv = &s->uv;
+	if (uv->n >= 2 && uv->groups < 2) {
+		*why = "needs at least 2 units in each arm";
+		return false;
+	}
+	/* fewer than 2 values: nothing clustered, the tests themselves say what is missing */
+	double d = uv->ok ? uv->deff : 1.0, df = uv->ok ? uv->df : 0.0;
+	if (binary) {
+		double p = uv->n > 0 ? (double)am->successes / uv->n : 0;
+		*arm = (struct htest_arm){uv->n, p, p * (1 - p) * d, df};
+	} else {
+		double var = uv->ok ? uv->var_mean * uv->n : accum_moments_var(&am->mom);
+		*arm = (struct htest_arm){uv->n, uv->mean, var, df};
+	}
+	return true;
+}
+
+/*
  * Fills the fixed-horizon part of one comparison. t and k are the treatment and control
- * accumulators of the metric.
+ * accumulators of the metric, st and sk their summaries.
  */
 static void compare(const struct analysis *a, const struct analysis_metric *m,
 		    struct analysis_cmp *c, const struct accum_metric *t,
-		    const struct accum_metric *k)
+		    const struct accum_metric *k, const struct analysis_summary *st,
+		    const struct analysis_summary *sk)
 {
 	const struct conf_metric *spec = &m->spec;
 	double alpha = a->decision.alpha;
 	bool binary = spec->kind == CONF_METRIC_BINARY;
 	bool guard = spec->guardrail;
 	double nt = (double)t->mom.n, nk = (double)k->mom.n;
+	double ut = st->units, uk = sk->units; /* independent units of each arm */
 	struct htest_arm at, ak;
+	const char *why = NULL;
 
 	/* the one-sided alternative: harm for guardrails, the goal otherwise; pos: t > control */
 	bool pos = guard ? up_is_harm(spec) : !up_is_harm(spec);
 	c->one_sided = guard ? "harm" : "improvement";
 	c->noninferior = -1;
+	c->design_effect = 1.0;
+	c->have_units = ut < uk ? ut : uk;
+	c->test = binary ? "chi_square" : "welch_t";
+	if (!unit_arm(st, t, binary, &at, &why) || !unit_arm(sk, k, binary, &ak, &why)) {
+		add_note(c, why);
+		return;
+	}
 	if (binary) {
-		c->test = "chi_square";
-		double pt = nt > 0 ? (double)t->successes / nt : 0,
-		       pk = nk > 0 ? (double)k->successes / nk : 0;
-		at = (struct htest_arm){nt, pt, pt * (1 - pt)};
-		ak = (struct htest_arm){nk, pk, pk * (1 - pk)};
+		double pt = at.mean, pk = ak.mean;
 		double table[4] = {(double)t->successes, nt - (double)t->successes,
 				   (double)k->successes, nk - (double)k->successes};
 		struct htest_chi2 x, y;
 		if (htest_chi2_table(table, 2, 2, false, &x) == 0) {
+			/* Rao-Scott: the pooled statistic over the design effects of the arms */
+			double dt = st->uv.ok ? st->uv.deff : 1.0, dk = sk->uv.ok ? sk->uv.deff : 1.0;
+			double delta = htest_rao_scott_delta(nt, dt, nk, dk);
+			if (!(isfinite(delta) && delta > 0)) {
+				delta = 1.0;
+				add_note(c, "design effect not computable: chi-square uncorrected");
+			}
+			c->design_effect = delta;
 			c->ok = c->has_stat = true;
-			c->statistic = x.chi2;
+			c->statistic = x.chi2 / delta;
 			c->df = 1;
-			c->p_value = x.p;
+			c->p_value = htest_chi2_sf(c->statistic, 1);
 			c->min_expected = x.min_expected;
 			add_note(c, x.note);
 			/* pooled z carries the direction; z^2 = chi2 */
-			double z = sqrt(x.chi2) * (pt > pk ? 1 : pt < pk ? -1 : 0);
+			double z = sqrt(c->statistic) * (pt > pk ? 1 : pt < pk ? -1 : 0);
 			c->p_one_sided = htest_norm_sf(pos ? z : -z);
 			if (htest_chi2_table(table, 2, 2, true, &y) == 0) {
 				c->has_yates = true;
-				c->p_yates = y.p;
+				c->p_yates = htest_chi2_sf(y.chi2 / delta, 1);
 			}
 			struct htest_fisher f;
 			if (x.min_expected < 5 &&
@@ -140,11 +195,6 @@ static void compare(const struct analysis *a, const struct analysis_metric *m,
 			add_note(c, x.note);
 		}
 	} else {
-		c->test = "welch_t";
-		at =
-		    (struct htest_arm){nt, accum_moments_mean(&t->mom), accum_moments_var(&t->mom)};
-		ak =
-		    (struct htest_arm){nk, accum_moments_mean(&k->mom), accum_moments_var(&k->mom)};
 		struct htest_welch w;
 		if (htest_welch(&at, &ak, alpha, &w) == 0) {
 			c->ok = true;
@@ -167,7 +217,7 @@ static void compare(const struct analysis *a, const struct analysis_metric *m,
 		c->ci_low = d.ci_low;
 		c->ci_high = d.ci_high;
 		if (a->decision.sequential) {
-			double n = nt + nk;
+			double n = ut + uk;
 			double h = seqtest_halfwidth(d.se, n, a->nstar, alpha);
 			double p = seqtest_p(d.diff, d.se, n, a->nstar, alpha);
 			double p1 = alpha < 0.5 ? seqtest_p_one_sided(pos ? d.diff : -d.diff, d.se,
@@ -181,8 +231,9 @@ static void compare(const struct analysis *a, const struct analysis_metric *m,
 				c->p_seq_one_sided = p1;
 			}
 		}
-		/* samples per arm to detect the observed difference with 80% power */
-		double need = sizing_n_means(ak.var, at.var, d.diff, alpha, 0.8);
+		/* units per arm to detect the observed difference with 80% power, from the
+		 * variance one unit contributes (the variance of the mean times the units) */
+		double need = sizing_n_means(ak.var / nk * uk, at.var / nt * ut, d.diff, alpha, 0.8);
 		c->needed_n = isfinite(need) ? ceil(need) : 0;
 	} else if (c->ok) {
 		add_note(c, d.note);
@@ -206,7 +257,7 @@ static void compare(const struct analysis *a, const struct analysis_metric *m,
 		if (c->has_lift && l.se > 0) {
 			double harm_lift = up_is_harm(spec) ? l.lift : -l.lift;
 			double w = a->decision.sequential
-				       ? seqtest_halfwidth_one_sided(l.se, nt + nk, a->nstar, a1)
+				       ? seqtest_halfwidth_one_sided(l.se, ut + uk, a->nstar, a1)
 				       : htest_t_isf(a1, l.df) * l.se;
 			if (isfinite(w)) {
 				c->has_ni_bound = true;
@@ -300,26 +351,65 @@ static void judge(struct analysis *a, struct analysis_metric *m, struct analysis
 	}
 }
 
+/*
+ * The sample-ratio check on distinct units: every variant's units counted at the sample level
+ * of the most sampled set (all units while no set passed its cap), per epoch; each epoch's
+ * units are expected in its weights' shares.
+ */
 static void check_srm(struct analysis *a, const struct analysis_input *in)
 {
 	struct analysis_srm *s = &a->srm;
 	size_t k = a->nvariants;
+	double *cnt = calloc(k * ACCUM_EPOCHS, sizeof(double));
 	double *obs = calloc(k, sizeof(double)), *exp = calloc(k, sizeof(double));
-	if (obs == NULL || exp == NULL)
+	if (cnt == NULL || obs == NULL || exp == NULL) {
+		free(obs);
+		free(exp);
 		goto out;
-	double total = 0, wsum = 0;
-	for (size_t i = 0; i < k; i++) {
-		obs[i] = (double)a->variants[i].requests;
-		total += obs[i];
-		if (in->weights)
-			wsum += in->weights[i];
 	}
-	if (in->expected) {
-		memcpy(exp, in->expected, k * sizeof(double));
-	} else if (in->weights && wsum > 0) {
+	s->observed = obs;
+	s->expected = exp;
+	unsigned level = 0;
+	for (size_t i = 0; i < k; i++)
+		if (in->acc[i]->units.level > level)
+			level = in->acc[i]->units.level;
+	s->level = level;
+	/* observed: each epoch's distinct units, summed (the distinct units with one epoch) */
+	for (size_t i = 0; i < k; i++) {
+		accum_uset_count(&in->acc[i]->units, level, cnt + i * ACCUM_EPOCHS);
+		for (size_t e = 0; e < ACCUM_EPOCHS; e++)
+			obs[i] += cnt[i * ACCUM_EPOCHS + e];
+	}
+	bool have_w = false;
+	for (size_t e = 0; e < ACCUM_EPOCHS; e++) {
+		double tot = 0, wsum = 0;
 		for (size_t i = 0; i < k; i++)
-			exp[i] = in->weights[i] / wsum * total;
-	} else {
+			tot += cnt[i * ACCUM_EPOCHS + e];
+		if (tot == 0)
+			continue;
+		const double *w = in->weights;
+		if (in->epoch_weights) {
+			const double *row = in->epoch_weights + e * k;
+			double rs = 0;
+			for (size_t i = 0; i < k; i++)
+				rs += row[i];
+			if (rs > 0)
+				w = row;
+		}
+		if (w == NULL)
+			continue;
+		for (size_t i = 0; i < k; i++)
+			wsum += w[i];
+		if (!(wsum > 0))
+			continue;
+		have_w = true;
+		for (size_t i = 0; i < k; i++)
+			exp[i] += tot * w[i] / wsum;
+	}
+	double total = 0;
+	for (size_t i = 0; i < k; i++)
+		total += obs[i];
+	if (!have_w && total > 0) {
 		s->note =
 		    "weights unknown: no config record in the logs and no configuration given";
 		goto out;
@@ -346,14 +436,16 @@ static void check_srm(struct analysis *a, const struct analysis_input *in)
 	}
 	bool enough = true;
 	for (size_t i = 0; i < k; i++)
-		if (a->variants[i].units < 8 && exp[i] > 0)
+		if (obs[i] < 8 && exp[i] > 0)
 			enough = false;
 	s->flagged = s->p < a->decision.srm_alpha && enough;
 	if (s->p < a->decision.srm_alpha && !enough)
 		s->note = "not flagged: an arm has fewer than 8 units";
+	else if (level > 0 && s->note == NULL)
+		s->note = "distinct units counted exactly in a hash sample of the units (the unit "
+			  "cap was reached)";
 out:
-	free(obs);
-	free(exp);
+	free(cnt);
 }
 
 struct analysis *analysis_build(const struct analysis_input *in)
@@ -365,6 +457,7 @@ struct analysis *analysis_build(const struct analysis_input *in)
 	if (a == NULL)
 		return NULL;
 	a->experiment = strdup(in->experiment ? in->experiment : "");
+	a->unit = strdup(in->unit ? in->unit : "unit");
 	if (in->decision)
 		a->decision = *in->decision;
 	else
@@ -375,7 +468,7 @@ struct analysis *analysis_build(const struct analysis_input *in)
 	size_t k = in->nvariants;
 	a->variants = calloc(k, sizeof(*a->variants));
 	a->metrics = calloc(in->nmetrics ? in->nmetrics : 1, sizeof(*a->metrics));
-	if (a->experiment == NULL || a->variants == NULL || a->metrics == NULL)
+	if (a->experiment == NULL || a->unit == NULL || a->variants == NULL || a->metrics == NULL)
 		goto fail;
 	a->nvariants = k;
 	for (size_t i = 0; i < k; i++) {
@@ -386,9 +479,10 @@ struct analysis *analysis_build(const struct analysis_input *in)
 		v->has_weight = in->weights != NULL;
 		v->weight = in->weights ? in->weights[i] : 0;
 		v->requests = in->acc[i]->requests;
-		v->units_estimated = in->units == NULL || isnan(in->units[i]);
-		v->units = v->units_estimated ? round(accum_hll_estimate(&in->acc[i]->units))
-					      : in->units[i];
+		v->units_level = in->acc[i]->units.level;
+		v->units_estimated = v->units_level > 0;
+		v->units = ldexp(accum_uset_count(&in->acc[i]->units, v->units_level, NULL),
+				 (int)v->units_level);
 		v->traffic = in->acc[i]->traffic;
 	}
 	for (size_t j = 0; j < in->nmetrics; j++) {
@@ -405,14 +499,22 @@ struct analysis *analysis_build(const struct analysis_input *in)
 	for (size_t j = 0; j < in->nmetrics; j++) {
 		struct analysis_metric *m = &a->metrics[j];
 		bool binary = m->spec.kind == CONF_METRIC_BINARY;
-		for (size_t i = 0; i < k; i++)
-			summarize(&m->by[i], &in->acc[i]->metrics[j], binary);
+		for (size_t i = 0; i < k; i++) {
+			summarize(&m->by[i], &in->acc[i]->metrics[j], binary, a->variants[i].units);
+			a->bucketed |= m->by[i].uv.bucketed;
+		}
 		for (size_t i = 1; i < k; i++) {
 			m->cmp[i - 1].variant = i;
 			compare(a, m, &m->cmp[i - 1], &in->acc[i]->metrics[j],
-				&in->acc[0]->metrics[j]);
+				&in->acc[0]->metrics[j], &m->by[i], &m->by[0]);
 		}
 	}
+	double req = 0, units = 0;
+	for (size_t i = 0; i < k; i++) {
+		req += (double)a->variants[i].requests;
+		units += a->variants[i].units;
+	}
+	a->per_unit = units > 0 ? req / units : 0;
 	for (int fam = 0; fam < 3; fam++)
 		if (adjust_family(a, fam) < 0)
 			goto fail;
@@ -455,6 +557,9 @@ void analysis_free(struct analysis *a)
 		free(a->metrics[j].cmp);
 	}
 	free(a->metrics);
+	free(a->srm.observed);
+	free(a->srm.expected);
+	free(a->unit);
 	for (size_t i = 0; i < a->nreasons; i++)
 		free(a->reasons[i]);
 	free(a->reasons);

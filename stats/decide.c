@@ -80,16 +80,16 @@ static int rule_srm(struct analysis *a, int *rc)
 	char counts[512] = "";
 	size_t off = 0;
 	for (size_t i = 0; i < a->nvariants && off < sizeof(counts); i++)
-		off += (size_t)snprintf(
-		    counts + off, sizeof(counts) - off, "%s%s %llu (weight %g%%)", i ? ", " : "",
-		    a->variants[i].name, (unsigned long long)a->variants[i].requests,
-		    a->variants[i].weight);
+		off += (size_t)snprintf(counts + off, sizeof(counts) - off,
+					"%s%s %.0f (expected %.1f, weight %g%%)", i ? ", " : "",
+					a->variants[i].name, s->observed ? s->observed[i] : 0.0,
+					s->expected ? s->expected[i] : 0.0, a->variants[i].weight);
 	*rc |= analysis_add_reason(
 	    a,
 	    "sample ratio mismatch: chi2 = %.2f, df = %g, p = %s < srm_alpha %g; "
-	    "requests %s; the data cannot be trusted either way",
+	    "distinct units%s %s; the data cannot be trusted either way",
 	    isfinite(s->chi2) ? s->chi2 : 0.0, s->df, fmt_p(pb, sizeof(pb), s->p),
-	    a->decision.srm_alpha, counts);
+	    a->decision.srm_alpha, s->level ? " (a hash sample)" : "", counts);
 	return 1;
 }
 
@@ -345,19 +345,18 @@ static void rule_continue(struct analysis *a, int *rc)
 			continue;
 		}
 		double p = c->has_adjusted ? c->p_adjusted : c->p_value;
-		uint64_t have =
-		    pm->by[0].n < pm->by[c->variant].n ? pm->by[0].n : pm->by[c->variant].n;
+		double have = c->have_units;
 		if (c->significant) {
 			*rc |= analysis_add_reason(
 			    a,
 			    "primary metric %s is significantly worse for %s (diff %+g, %s = %s)",
 			    pm->spec.name, vn, c->diff, pname(a), fmt_p(pb, sizeof(pb), p));
 		} else if (c->needed_n > 0) {
-			double more = c->needed_n > (double)have ? c->needed_n - (double)have : 0;
+			double more = c->needed_n > have ? c->needed_n - have : 0;
 			*rc |= analysis_add_reason(
 			    a,
 			    "primary metric %s for %s: diff %+g, %s = %s, not significant at alpha "
-			    "%g; about %.0f more per arm (%.0f in all per arm) to detect this "
+			    "%g; about %.0f more units per arm (%.0f in all per arm) to detect this "
 			    "difference with 80%% power",
 			    pm->spec.name, vn, c->diff, pname(a), fmt_p(pb, sizeof(pb), p),
 			    a->decision.alpha, more, c->needed_n);

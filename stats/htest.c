@@ -64,7 +64,25 @@ double htest_chi2_sf(double x, double df)
 
 static bool arm_valid(const struct htest_arm *a)
 {
-	return isfinite(a->n) && isfinite(a->mean) && isfinite(a->var) && a->n >= 0 && a->var >= 0;
+	return isfinite(a->n) && isfinite(a->mean) && isfinite(a->var) && a->n >= 0 &&
+	       a->var >= 0 && isfinite(a->df) && a->df >= 0;
+}
+
+/* The degrees of freedom of an arm's variance. */
+static double arm_df(const struct htest_arm *a)
+{
+	return a->df > 0 ? a->df : a->n - 1;
+}
+
+/* Welch-Satterthwaite df from the variances of the two means and their df. */
+static double welch_df(double vx, double dfx, double vy, double dfy)
+{
+	double den = 0.0;
+	if (vx > 0)
+		den += vx * vx / dfx;
+	if (vy > 0)
+		den += vy * vy / dfy;
+	return (vx + vy) * (vx + vy) / den;
 }
 
 static double clamp01(double p)
@@ -84,13 +102,17 @@ int htest_welch(const struct htest_arm *x, const struct htest_arm *y, double alp
 		out->note = "needs at least 2 values in each arm";
 		return -1;
 	}
+	if (arm_df(x) < 1 || arm_df(y) < 1) {
+		out->note = "needs at least 2 units in each arm";
+		return -1;
+	}
 	double vx = x->var / x->n, vy = y->var / y->n;
 	out->diff = x->mean - y->mean;
 	out->se = sqrt(vx + vy);
 	if (!(out->se > 0.0)) {
 		/* both arms constant: no variance to scale by, the means alone decide */
 		out->ok = true;
-		out->df = x->n + y->n - 2;
+		out->df = arm_df(x) + arm_df(y);
 		out->ci_low = out->ci_high = out->diff;
 		out->t_crit = 0.0;
 		if (out->diff == 0.0) {
@@ -108,12 +130,7 @@ int htest_welch(const struct htest_arm *x, const struct htest_arm *y, double alp
 		}
 		return 0;
 	}
-	double den = 0.0;
-	if (vx > 0)
-		den += vx * vx / (x->n - 1);
-	if (vy > 0)
-		den += vy * vy / (y->n - 1);
-	out->df = (vx + vy) * (vx + vy) / den;
+	out->df = welch_df(vx, arm_df(x), vy, arm_df(y));
 	out->t = out->diff / out->se;
 	out->has_stat = true;
 	double q = htest_t_sf(fabs(out->t), out->df);
@@ -124,7 +141,7 @@ int htest_welch(const struct htest_arm *x, const struct htest_arm *y, double alp
 	out->ci_low = out->diff - out->t_crit * out->se;
 	out->ci_high = out->diff + out->t_crit * out->se;
 	if (x->var == 0.0 || y->var == 0.0)
-		out->note = "one arm is constant: df = n - 1 of the other arm";
+		out->note = "one arm is constant: df is the other arm's";
 	out->ok = isfinite(out->p_two) && isfinite(out->ci_low) && isfinite(out->ci_high);
 	if (!out->ok) {
 		out->note = "numerical failure";
@@ -141,8 +158,8 @@ int htest_lift(const struct htest_arm *x, const struct htest_arm *y, double alph
 		out->note = "invalid input";
 		return -1;
 	}
-	if (x->n < 2 || y->n < 2) {
-		out->note = "needs at least 2 values in each arm";
+	if (x->n < 2 || y->n < 2 || arm_df(x) < 1 || arm_df(y) < 1) {
+		out->note = "needs at least 2 values (and 2 units) in each arm";
 		return -1;
 	}
 	if (y->mean == 0.0) {
@@ -157,18 +174,13 @@ int htest_lift(const struct htest_arm *x, const struct htest_arm *y, double alph
 	double vx = x->var / x->n, vy = y->var / y->n;
 	if (!(out->se > 0.0) || !(vx + vy > 0.0)) {
 		out->ok = true;
-		out->df = x->n + y->n - 2;
+		out->df = arm_df(x) + arm_df(y);
 		out->ci_low = out->ci_high = out->lift;
 		out->p_two = out->lift == 0.0 ? 1.0 : 0.0;
 		out->note = "no variance: the lift is exact";
 		return 0;
 	}
-	double den = 0.0;
-	if (vx > 0)
-		den += vx * vx / (x->n - 1);
-	if (vy > 0)
-		den += vy * vy / (y->n - 1);
-	out->df = (vx + vy) * (vx + vy) / den;
+	out->df = welch_df(vx, arm_df(x), vy, arm_df(y));
 	double tc = htest_t_isf(alpha / 2.0, out->df);
 	out->ci_low = out->lift - tc * out->se;
 	out->ci_high = out->lift + tc * out->se;
@@ -248,6 +260,13 @@ int htest_chi2_table(const double *obs, size_t rows, size_t cols, bool yates,
 		out->note =
 		    "an expected count is under 5: the chi-square approximation is unreliable";
 	return 0;
+}
+
+double htest_rao_scott_delta(double n1, double d1, double n2, double d2)
+{
+	if (!(n1 > 0 && n2 > 0 && d1 > 0 && d2 > 0) || !isfinite(n1 + n2 + d1 + d2))
+		return NAN;
+	return (d1 * n2 + d2 * n1) / (n1 + n2);
 }
 
 int htest_gof(const double *obs, const double *expected, size_t k, struct htest_chi2 *out)

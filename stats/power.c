@@ -6,6 +6,11 @@
  *               n = [z_{1-a/2} sqrt(2 pbar qbar) + z_{1-b} sqrt(p1 q1 + p2 q2)]^2 / (p1 - p2)^2
  *               (the pooled formula, as R's power.prop.test)
  *   continuous: --sd S --mde D                      n = (z_{1-a/2} + z_{1-b})^2 2 S^2 / D^2
+ *
+ * For a metric measured per request when units come back (--requests-per-unit M, default 1)
+ * with a design effect E (--design-effect, default 1: the variance of the mean over the
+ * variance independent requests would give, as `abgate report` shows it), the test needs
+ * n E requests per variant, that is n E / M units.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -46,9 +51,11 @@ static void usage(FILE *f)
 {
 	fputs(
 	    "usage: abgate power --baseline P --mde D [--relative] [--alpha A] [--power B]\n"
-	    "       abgate power --sd S --mde D [--alpha A] [--power B]\n"
+	    "                    [--requests-per-unit M] [--design-effect E]\n"
+	    "       abgate power --sd S --mde D [--alpha A] [--power B] [...]\n"
 	    "\n"
-	    "Prints the sample size per variant (two arms, equal allocation, two-sided test).\n"
+	    "Prints the sample size per variant in units (two arms, equal allocation, two-sided\n"
+	    "test).\n"
 	    "\n"
 	    "  --baseline P  control conversion rate, 0 < P < 1 (binary metric)\n"
 	    "  --mde D       minimum detectable effect: an absolute difference (0.02 = two\n"
@@ -57,6 +64,10 @@ static void usage(FILE *f)
 	    "  --sd S        standard deviation of a continuous metric (then D is in its units)\n"
 	    "  --alpha A     significance level, two-sided (default 0.05)\n"
 	    "  --power B     power, 1 - beta (default 0.8)\n"
+	    "  --requests-per-unit M  requests per unit of a per-request metric (default 1)\n"
+	    "  --design-effect E      the metric's design effect at M requests per unit (default\n"
+	    "                1; `abgate report` shows it per variant): the test needs n E\n"
+	    "                requests, n E / M units, per variant\n"
 	    "  --json        print the result as one JSON object\n"
 	    "\n"
 	    "Binary: pooled two-proportion z test (as R power.prop.test). Continuous: two-sample\n"
@@ -81,7 +92,7 @@ static bool num_arg(const char *opt, const char *s, double *out)
 
 int power_main(int argc, char **argv)
 {
-	enum { O_BASE = 256, O_MDE, O_SD, O_ALPHA, O_POWER, O_REL, O_JSON };
+	enum { O_BASE = 256, O_MDE, O_SD, O_ALPHA, O_POWER, O_REL, O_JSON, O_RPU, O_DEFF };
 	static const struct option opts[] = {
 	    {"baseline", required_argument, NULL, O_BASE},
 	    {"mde", required_argument, NULL, O_MDE},
@@ -90,10 +101,12 @@ int power_main(int argc, char **argv)
 	    {"power", required_argument, NULL, O_POWER},
 	    {"relative", no_argument, NULL, O_REL},
 	    {"json", no_argument, NULL, O_JSON},
+	    {"requests-per-unit", required_argument, NULL, O_RPU},
+	    {"design-effect", required_argument, NULL, O_DEFF},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	double base = NAN, mde = NAN, sd = NAN, alpha = 0.05, power = 0.8;
+	double base = NAN, mde = NAN, sd = NAN, alpha = 0.05, power = 0.8, rpu = 1, deff = 1;
 	bool relative = false, json = false;
 	int c;
 	opterr = 0;
@@ -122,6 +135,14 @@ int power_main(int argc, char **argv)
 			break;
 		case O_REL:
 			relative = true;
+			break;
+		case O_RPU:
+			if (!num_arg("--requests-per-unit", optarg, &rpu))
+				return 1;
+			break;
+		case O_DEFF:
+			if (!num_arg("--design-effect", optarg, &deff))
+				return 1;
 			break;
 		case O_JSON:
 			json = true;
@@ -163,6 +184,15 @@ int power_main(int argc, char **argv)
 		err1("--mde must not be 0");
 		return 1;
 	}
+	if (!(rpu >= 1)) {
+		err1("--requests-per-unit must be >= 1");
+		return 1;
+	}
+	if (!(deff > 0)) {
+		err1("--design-effect must be > 0");
+		return 1;
+	}
+	bool clustered = rpu != 1 || deff != 1;
 	double n, p2 = NAN;
 	if (binary) {
 		if (!(base > 0 && base < 1)) {
@@ -191,7 +221,9 @@ int power_main(int argc, char **argv)
 		err1("no finite sample size for these inputs");
 		return 1;
 	}
-	double nc = ceil(n);
+	/* n independent values; clustered: n E requests from n E / M units */
+	double nreq = n * deff, nunits = nreq / rpu;
+	double nc = ceil(nunits);
 	if (json) {
 		char b[5][32];
 		if (binary)
@@ -202,10 +234,16 @@ int power_main(int argc, char **argv)
 		else
 			printf("{\"kind\":\"continuous\",\"sd\":%s,\"mde\":%s,",
 			       shortest(b[0], sizeof(b[0]), sd), shortest(b[1], sizeof(b[1]), mde));
-		printf("\"alpha\":%s,\"power\":%s,\"n_exact\":%s,\"n_per_variant\":%.0f,"
-		       "\"n_total\":%.0f}\n",
-		       shortest(b[2], sizeof(b[2]), alpha), shortest(b[3], sizeof(b[3]), power),
-		       shortest(b[4], sizeof(b[4]), n), nc, 2 * nc);
+		printf("\"alpha\":%s,\"power\":%s,", shortest(b[2], sizeof(b[2]), alpha),
+		       shortest(b[3], sizeof(b[3]), power));
+		if (clustered)
+			printf("\"requests_per_unit\":%s,\"design_effect\":%s,"
+			       "\"requests_per_variant\":%.0f,",
+			       shortest(b[0], sizeof(b[0]), rpu), shortest(b[1], sizeof(b[1]), deff),
+			       ceil(nreq));
+		printf("\"n_exact\":%s,\"n_per_variant\":%.0f,\"n_total\":%.0f,"
+		       "\"n_in\":\"units\"}\n",
+		       shortest(b[4], sizeof(b[4]), nunits), nc, 2 * nc);
 	} else {
 		if (binary)
 			printf("binary metric: baseline %g -> %g (mde %g%s)\n", base, p2, mde,
@@ -213,7 +251,12 @@ int power_main(int argc, char **argv)
 		else
 			printf("continuous metric: sd %g, mde %g\n", sd, mde);
 		printf("alpha %g (two-sided), power %g\n", alpha, power);
-		printf("n per variant: %.0f (exact %.4f); both arms: %.0f\n", nc, n, 2 * nc);
+		if (clustered)
+			printf("at %g requests per unit with design effect %g: %.0f requests per "
+			       "variant\n",
+			       rpu, deff, ceil(nreq));
+		printf("n per variant: %.0f units (exact %.4f); both arms: %.0f\n", nc, nunits,
+		       2 * nc);
 	}
 	return fflush(stdout) == 0 ? 0 : 2;
 }

@@ -83,6 +83,14 @@ static cJSON *json_summary(const struct analysis_metric *m, const struct analysi
 	if (o == NULL)
 		return NULL;
 	bool ok = put_num(o, "n", true, (double)s->n);
+	/* the unit-level figures: units (or buckets) the variance rests on, design effect */
+	ok &= put_num(o, "units", true, s->units);
+	ok &= put_num(o, "values_per_unit", s->units > 0, (double)s->n / s->units);
+	ok &= put_num(o, "se_mean", s->uv.ok, sqrt(s->uv.var_mean));
+	ok &= put_num(o, "design_effect", s->uv.ok, s->uv.deff);
+	ok &= put_str(o, "variance_from", s->uv.bucketed ? "pseudo-unit buckets" : "units");
+	if (s->uv.bucketed)
+		ok &= put_num(o, "buckets", true, s->uv.groups);
 	if (m->spec.kind == CONF_METRIC_BINARY) {
 		ok &= put_num(o, "successes", true, (double)s->successes);
 		ok &= put_num(o, "rate", s->n > 0, s->rate);
@@ -126,6 +134,7 @@ static cJSON *json_cmp(const struct analysis *a, const struct analysis_metric *m
 		ok &= put_num(o, "seq_ci_high", c->has_seq, c->seq_ci_high);
 	}
 	if (binary) {
+		ok &= put_num(o, "design_effect", c->ok, c->design_effect);
 		ok &= put_num(o, "p_value_yates", c->has_yates, c->p_yates);
 		ok &= put_num(o, "min_expected", c->ok, c->min_expected);
 		if (c->has_fisher)
@@ -159,6 +168,7 @@ static cJSON *json_cmp(const struct analysis *a, const struct analysis_metric *m
 		ok &= put_bool(o, "better", c->better);
 	}
 	ok &= put_num(o, "needed_per_arm", c->needed_n > 0, c->needed_n);
+	ok &= put_str(o, "needed_in", "units");
 	if (c->nnotes) {
 		char buf[1024];
 		ok &= put_str(o, "note", render_notes(buf, sizeof(buf), c->notes, c->nnotes));
@@ -370,6 +380,18 @@ cJSON *render_json(const struct analysis *a, const struct render_meta *m)
 		ok &= put_bool(dec, "sequential", a->decision.sequential);
 		ok &= put_num(dec, "sequential_n", true, a->nstar);
 	}
+	cJSON *un = cJSON_AddObjectToObject(o, "analysis_unit");
+	ok &= un != NULL;
+	if (un) {
+		ok &= put_str(un, "unit", a->unit);
+		ok &= put_num(un, "requests_per_unit", a->per_unit > 0, a->per_unit);
+		ok &= put_str(un, "variance", a->bucketed ? "delta method over units; pseudo-unit "
+							   "buckets where a metric passed the "
+							   "per-unit cap"
+							 : "delta method over units");
+		ok &= put_str(un, "srm_counts", a->srm.level ? "distinct units in a hash sample"
+							     : "distinct units");
+	}
 	cJSON *vars = cJSON_AddArrayToObject(o, "variants");
 	ok &= vars != NULL;
 	for (size_t i = 0; ok && i < a->nvariants; i++) {
@@ -383,8 +405,12 @@ cJSON *render_json(const struct analysis *a, const struct render_meta *m)
 		ok &= put_num(x, "weight", v->has_weight, v->weight);
 		ok &= put_num(x, "requests", true, (double)v->requests);
 		ok &= put_num(x, "units", true, v->units);
-		if (v->units_estimated)
+		ok &= put_num(x, "requests_per_unit", v->units > 0,
+			      (double)v->requests / v->units);
+		if (v->units_estimated) {
 			ok &= put_bool(x, "units_estimated", true);
+			ok &= put_num(x, "units_sample", true, ldexp(1.0, -(int)v->units_level));
+		}
 	}
 	cJSON *srm = cJSON_AddObjectToObject(o, "srm");
 	ok &= srm != NULL;
@@ -393,6 +419,21 @@ cJSON *render_json(const struct analysis *a, const struct render_meta *m)
 		ok &= put_num(srm, "df", a->srm.computed || a->srm.df > 0, a->srm.df);
 		ok &= put_num(srm, "p_value", a->srm.computed, a->srm.p);
 		ok &= put_bool(srm, "flagged", a->srm.flagged);
+		ok &= put_str(srm, "counts", "distinct units");
+		if (a->srm.level)
+			ok &= put_num(srm, "sample", true, ldexp(1.0, -(int)a->srm.level));
+		cJSON *ob = cJSON_AddArrayToObject(srm, "observed");
+		cJSON *ex = cJSON_AddArrayToObject(srm, "expected");
+		ok &= ob != NULL && ex != NULL;
+		for (size_t i = 0; ok && a->srm.observed && i < a->nvariants; i++) {
+			cJSON *x1 = cJSON_CreateNumber(a->srm.observed[i]);
+			cJSON *x2 = cJSON_CreateNumber(a->srm.expected[i]);
+			ok &= x1 != NULL && x2 != NULL;
+			if (x1)
+				cJSON_AddItemToArray(ob, x1);
+			if (x2)
+				cJSON_AddItemToArray(ex, x2);
+		}
 		if (a->srm.note || (a->srm.computed && !isfinite(a->srm.chi2)))
 			ok &=
 			    put_str(srm, "note", a->srm.note ? a->srm.note : "infinite statistic");

@@ -4,9 +4,12 @@
  *
  * Memory does not grow with the number of lines: each log is read through one fixed buffer,
  * lines are parsed in place (logrec.c), and every record only bumps accumulators. What does
- * grow is bounded by the data's shape: experiments, variants and outcome metric names, plus the
- * exact set of unit hashes (8 bytes per distinct unit, at most REPORT_MAX_UNITS per variant;
- * past that the variant's units come from its HyperLogLog sketch and are marked estimated).
+ * grow is bounded by the data's shape: experiments, variants and outcome metric names, plus per
+ * variant the exact set of distinct units (12 bytes a slot in a table at most 3/4 full, at most
+ * REPORT_MAX_UNITS units; past that it keeps an exact hash sample of them, halved as often as
+ * needed, and the units are marked estimated) and per metric the exact per-unit sums (24 bytes
+ * a unit, at most REPORT_MAX_SUMS units; past that the metric's variance comes from its 1024
+ * pseudo-unit buckets, 16 KiB).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,32 +35,29 @@
 #define READ_BUF (1u << 20)
 #define MAX_LINE (64u << 10)
 #define REPORT_MAX_UNITS (1u << 20)
+#define REPORT_MAX_SUMS (1u << 18)
+
+/* The caps in force (--max-units, --max-unit-sums), set once per report_main. */
+static size_t max_units = REPORT_MAX_UNITS, max_sums = REPORT_MAX_SUMS;
+/* Whether any metric reads 4xx statuses (only a configured one can): else the slot is not fed,
+ * which spares a per-unit table probe per request. */
+static bool fold_4xx;
 
 /* Metric slots every experiment has; outcome metrics follow in the order first seen. */
 enum { SLOT_5XX, SLOT_4XX, SLOT_LATENCY, SLOT_OUTCOME0 };
 
-/* An exact set of 64-bit unit hashes (open addressing; 0 marks an empty slot). */
-struct uset {
-	uint64_t *slot;
-	size_t cap, count;
-	bool overflow; /* stopped at REPORT_MAX_UNITS */
-};
-
 struct rvar {
 	char *name;
-	struct accum_variant *acc;  /* requests, HyperLogLog units, traffic series */
+	struct accum_variant *acc;  /* requests, distinct units, traffic series */
 	struct accum_metric *slots; /* nslots of the experiment */
-	struct uset units;
 };
 
-/* One configuration epoch: a set of weights and the requests seen while it was in force. */
+/* One configuration epoch: a set of weights (units carry the bit of each epoch seen in). */
 struct repoch {
 	size_t n;
 	char **names;
 	double *w;
 	double ts;	  /* the latest config record that set it */
-	uint64_t *counts; /* per variant index */
-	size_t ncounts;
 };
 
 struct rexp {
@@ -69,8 +69,6 @@ struct rexp {
 	struct repoch *epochs;
 	size_t nepochs;
 	long cur;	   /* epoch in force in the current log, -1 before its first config */
-	uint64_t *unknown; /* requests seen with no epoch in force, per variant index */
-	size_t nunknown;
 	struct shadow_stats *shadow; /* NULL until the first shadow record */
 	struct shadow_summary shadow_sum;
 	struct render_meta meta;
@@ -95,46 +93,6 @@ static void err1(const char *fmt, ...)
 	va_end(ap);
 }
 
-/* ---- unit set ---- */
-
-static int uset_add(struct uset *s, uint64_t h)
-{
-	if (s->overflow)
-		return 0;
-	if (h == 0)
-		h = 1;
-	if (s->count * 2 >= s->cap) {
-		if (s->count >= REPORT_MAX_UNITS) {
-			s->overflow = true;
-			return 0;
-		}
-		size_t ncap = s->cap ? s->cap * 2 : 1024;
-		uint64_t *n = calloc(ncap, sizeof(*n));
-		if (n == NULL)
-			return -1;
-		for (size_t i = 0; i < s->cap; i++) {
-			if (s->slot[i] == 0)
-				continue;
-			size_t j = s->slot[i] & (ncap - 1);
-			while (n[j])
-				j = (j + 1) & (ncap - 1);
-			n[j] = s->slot[i];
-		}
-		free(s->slot);
-		s->slot = n;
-		s->cap = ncap;
-	}
-	size_t j = h & (s->cap - 1);
-	while (s->slot[j]) {
-		if (s->slot[j] == h)
-			return 0;
-		j = (j + 1) & (s->cap - 1);
-	}
-	s->slot[j] = h;
-	s->count++;
-	return 0;
-}
-
 /* ---- experiments and variants ---- */
 
 static bool name_eq(const char *name, const struct logrec_str *s)
@@ -144,7 +102,15 @@ static bool name_eq(const char *name, const struct logrec_str *s)
 
 static int slot_init(struct accum_metric *m, size_t slot)
 {
-	return accum_metric_init(m, slot == SLOT_LATENCY || slot >= SLOT_OUTCOME0);
+	int rc = accum_metric_init(m, slot == SLOT_LATENCY || slot >= SLOT_OUTCOME0);
+	m->units.max = max_sums;
+	return rc;
+}
+
+/* A record's unit key: the unit's own, or (no unit) a key of its own. */
+static uint64_t rec_key(const struct logrec *rec)
+{
+	return accum_unit_key(rec->has_unit ? accum_hash64(rec->unit.s, rec->unit.len) : 0);
 }
 
 static size_t exp_nslots(const struct rexp *e)
@@ -190,6 +156,7 @@ static long find_var(struct rexp *e, const struct logrec_str *name)
 	v->slots = calloc(exp_nslots(e), sizeof(*v->slots));
 	if (v->name == NULL || v->acc == NULL || v->slots == NULL)
 		goto fail;
+	accum_variant_limit(v->acc, max_units, 0);
 	for (size_t s = 0; s < exp_nslots(e); s++)
 		if (slot_init(&v->slots[s], s) < 0)
 			goto fail;
@@ -230,19 +197,6 @@ static long find_outcome(struct rexp *e, const struct logrec_str *name)
 		return -1;
 	e->noutcomes++;
 	return (long)slot;
-}
-
-static int grow_counts(uint64_t **c, size_t *n, size_t want)
-{
-	if (*n >= want)
-		return 0;
-	uint64_t *x = realloc(*c, want * sizeof(*x));
-	if (x == NULL)
-		return -1;
-	memset(x + *n, 0, (want - *n) * sizeof(*x));
-	*c = x;
-	*n = want;
-	return 0;
 }
 
 /* Makes the weights of a config record the epoch in force; returns 0 or -1 (memory). */
@@ -332,25 +286,18 @@ static int take_line(struct report *r, const char *line, size_t len)
 		if ((vi = find_var(e, &rec.variant)) < 0)
 			return -1;
 		struct rvar *v = &e->vars[vi];
-		uint64_t h = rec.has_unit ? accum_hash64(rec.unit.s, rec.unit.len) : 0;
-		accum_variant_request(v->acc, rec.ts, h);
-		if (rec.has_unit && uset_add(&v->units, h) < 0)
+		uint64_t key = rec_key(&rec);
+		/* the unit's epoch bit: epochs 0-29 their own, 30 and later share bit 30, and
+		 * bit 31 is "before any config record" (judged by the latest weights) */
+		unsigned bit = e->cur < 0 ? 31u : e->cur < 30 ? (unsigned)e->cur : 30u;
+		if (accum_variant_request(v->acc, rec.ts, key, bit) < 0)
 			return -1;
 		double is5 = rec.status >= 500 && rec.status <= 599;
 		double is4 = rec.status >= 400 && rec.status <= 499;
-		accum_metric_add(&v->slots[SLOT_5XX], rec.ts, is5);
-		accum_metric_add(&v->slots[SLOT_4XX], rec.ts, is4);
-		accum_metric_add(&v->slots[SLOT_LATENCY], rec.ts, rec.latency_ms);
-		if (e->cur >= 0) {
-			struct repoch *p = &e->epochs[e->cur];
-			if (grow_counts(&p->counts, &p->ncounts, e->nvars) < 0)
-				return -1;
-			p->counts[vi]++;
-		} else {
-			if (grow_counts(&e->unknown, &e->nunknown, e->nvars) < 0)
-				return -1;
-			e->unknown[vi]++;
-		}
+		accum_metric_add_unit(&v->slots[SLOT_5XX], rec.ts, is5, key);
+		if (fold_4xx)
+			accum_metric_add_unit(&v->slots[SLOT_4XX], rec.ts, is4, key);
+		accum_metric_add_unit(&v->slots[SLOT_LATENCY], rec.ts, rec.latency_ms, key);
 		return 0;
 	}
 	case LOGREC_OUTCOME: {
@@ -360,7 +307,7 @@ static int take_line(struct report *r, const char *line, size_t len)
 		long slot = find_outcome(e, &rec.metric);
 		if (slot < 0)
 			return -1;
-		accum_metric_add(&e->vars[vi].slots[slot], rec.ts, rec.value);
+		accum_metric_add_unit(&e->vars[vi].slots[slot], rec.ts, rec.value, rec_key(&rec));
 		return 0;
 	}
 	case LOGREC_CONFIG:
@@ -547,7 +494,7 @@ static struct analysis *analyse(struct rexp *e, const struct conf_experiment *ce
 	size_t *slots = NULL, nspecs = 0, k = e->nvars;
 	size_t *order = NULL;
 	const char **names = NULL;
-	double *weights = NULL, *expected = NULL, *units = NULL;
+	double *weights = NULL;
 	const struct accum_variant **acc = NULL;
 	struct accum_variant *tmp = NULL;
 	bool *taken = NULL;
@@ -572,11 +519,9 @@ static struct analysis *analyse(struct rexp *e, const struct conf_experiment *ce
 	taken = calloc(k + 1, sizeof(*taken));
 	names = calloc(k + 1, sizeof(*names));
 	weights = calloc(k + 1, sizeof(*weights));
-	expected = calloc(k + 1, sizeof(*expected));
-	units = calloc(k + 1, sizeof(*units));
 	acc = calloc(k + 1, sizeof(*acc));
 	tmp = calloc(k + 1, sizeof(*tmp));
-	if (!order || !taken || !names || !weights || !expected || !units || !acc || !tmp)
+	if (!order || !taken || !names || !weights || !acc || !tmp)
 		goto out;
 
 	/* control first: configuration order, else the latest config record, else "control" */
@@ -623,49 +568,36 @@ static struct analysis *analyse(struct rexp *e, const struct conf_experiment *ce
 				wbyvar[vi] = ce->variants[i].weight_bp / 100.0;
 		}
 	}
-	/* expected requests: each epoch's requests split by its weights */
-	double *expbyvar = calloc(k + 1, sizeof(double));
-	if (expbyvar == NULL) {
+	/* each epoch's weights, in the analysis's variant order, by the units' epoch bit */
+	double *ew = calloc(ACCUM_EPOCHS * k + 1, sizeof(double));
+	if (ew == NULL) {
 		free(wbyvar);
 		goto out;
 	}
 	for (size_t q = 0; q < e->nepochs; q++) {
 		struct repoch *p = &e->epochs[q];
-		double tot = 0, wsum = 0;
-		for (size_t i = 0; i < p->ncounts; i++)
-			tot += (double)p->counts[i];
-		for (size_t i = 0; i < p->n; i++)
-			wsum += p->w[i];
-		if (tot == 0 || wsum <= 0)
-			continue;
+		size_t bit = q < 30 ? q : 30;
+		for (size_t j = 0; j < k; j++)
+			ew[bit * k + j] = 0;
 		for (size_t i = 0; i < p->n; i++) {
 			long vi = var_index(e, p->names[i]);
-			if (vi >= 0)
-				expbyvar[vi] += tot * p->w[i] / wsum;
+			for (size_t j = 0; vi >= 0 && j < k; j++)
+				if (order[j] == (size_t)vi)
+					ew[bit * k + j] = p->w[i];
 		}
 	}
-	double utot = 0, wsum = 0;
-	for (size_t i = 0; i < e->nunknown; i++)
-		utot += (double)e->unknown[i];
-	for (size_t i = 0; i < k; i++)
-		wsum += wbyvar[i];
-	if (utot > 0 && have_w && wsum > 0)
-		for (size_t i = 0; i < k; i++)
-			expbyvar[i] += utot * wbyvar[i] / wsum;
 
 	for (size_t j = 0; j < k; j++) {
 		size_t vi = order[j];
 		struct rvar *v = &e->vars[vi];
 		names[j] = v->name;
 		weights[j] = wbyvar[vi];
-		expected[j] = expbyvar[vi];
-		units[j] = v->units.overflow ? NAN : (double)v->units.count;
 		tmp[j] = *v->acc;
 		tmp[j].nmetrics = nspecs;
 		tmp[j].metrics = calloc(nspecs + 1, sizeof(struct accum_metric));
 		if (tmp[j].metrics == NULL) {
 			free(wbyvar);
-			free(expbyvar);
+			free(ew);
 			goto out;
 		}
 		for (size_t m = 0; m < nspecs; m++)
@@ -673,8 +605,8 @@ static struct analysis *analyse(struct rexp *e, const struct conf_experiment *ce
 		acc[j] = &tmp[j];
 	}
 	free(wbyvar);
-	free(expbyvar);
 
+	char unit[160];
 	struct conf_decision dec;
 	if (ce)
 		dec = ce->decision;
@@ -685,14 +617,15 @@ static struct analysis *analyse(struct rexp *e, const struct conf_experiment *ce
 	    .nvariants = k,
 	    .names = names,
 	    .weights = have_w ? weights : NULL,
-	    .expected = have_w ? expected : NULL,
-	    .units = units,
+	    .epoch_weights = ew,
+	    .unit = analysis_unit_name(ce, unit, sizeof(unit)),
 	    .acc = acc,
 	    .metrics = specs,
 	    .nmetrics = nspecs,
 	    .decision = &dec,
 	};
 	a = analysis_build(&in);
+	free(ew);
 	if (a && decide_run(a, NULL) < 0) {
 		analysis_free(a);
 		a = NULL;
@@ -702,8 +635,6 @@ out:
 		free(tmp[j].metrics);
 	free(tmp);
 	free(acc);
-	free(units);
-	free(expected);
 	free(weights);
 	free(names);
 	free(taken);
@@ -721,7 +652,6 @@ static void free_report(struct report *r)
 			for (size_t s = 0; s < exp_nslots(e); s++)
 				accum_metric_release(&e->vars[v].slots[s]);
 			free(e->vars[v].slots);
-			free(e->vars[v].units.slot);
 			accum_variant_free(e->vars[v].acc);
 			free(e->vars[v].name);
 		}
@@ -734,10 +664,8 @@ static void free_report(struct report *r)
 				free(e->epochs[q].names[n]);
 			free(e->epochs[q].names);
 			free(e->epochs[q].w);
-			free(e->epochs[q].counts);
 		}
 		free(e->epochs);
-		free(e->unknown);
 		shadow_stats_free(e->shadow);
 		free(e->name);
 	}
@@ -768,13 +696,21 @@ static void usage(FILE *f)
 	    "                         error_rate (5xx, guardrail), latency_ms (guardrail) and one\n"
 	    "                         metric per outcome name (binary when every value is 0/1;\n"
 	    "                         the first binary one is primary)\n"
+	    "      --max-units N      distinct units held exactly per variant (default 1048576,\n"
+	    "                         16-32 bytes each); past it the sample-ratio check counts an\n"
+	    "                         exact hash sample of the units and says so\n"
+	    "      --max-unit-sums N  units whose exact sums are kept per metric and variant\n"
+	    "                         (default 262144, 32-64 bytes each); past it the variances\n"
+	    "                         come from 1024 pseudo-unit buckets per metric\n"
 	    "  -h, --help             this text\n"
 	    "\n"
 	    "Weights come from the latest config record in the logs, else the configuration; the\n"
-	    "sample-ratio check compares each weight epoch's requests with its weights. Requests\n"
-	    "with a forced variant are left out. Hard gates are evaluated once over the whole "
-	    "log.\n"
+	    "sample-ratio check compares each weight epoch's distinct units with its weights.\n"
+	    "Requests with a forced variant are left out. Hard gates are evaluated once over the\n"
+	    "whole log.\n"
 	    "Malformed or torn lines are skipped and counted (records.skipped).\n"
+	    "Every test is at the unit: means are ratios over units with delta-method variances,\n"
+	    "and the sample-ratio check counts distinct units.\n"
 	    "Shadow records (mirrored requests) get a section of their own: agreement with the\n"
 	    "primary answers (95% Wilson interval), paired latencies, 5xx asymmetry (McNemar).\n"
 	    "Exit status: 0 ok, 1 bad input (one line on standard error), 2 runtime failure.\n",
@@ -797,12 +733,16 @@ int report_main(int argc, char **argv)
 	    {"output", required_argument, NULL, 'o'},
 	    {"config", required_argument, NULL, 'c'},
 	    {"help", no_argument, NULL, 'h'},
+	    {"max-units", required_argument, NULL, 'U'},
+	    {"max-unit-sums", required_argument, NULL, 'S'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *only = NULL, *out = NULL, *cfile = NULL;
 	int fmt = RENDER_TEXT, c;
 	opterr = 0;
 	optind = 0;
+	max_units = REPORT_MAX_UNITS;
+	max_sums = REPORT_MAX_SUMS;
 	while ((c = getopt_long(argc, argv, ":e:f:o:c:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'e':
@@ -824,6 +764,19 @@ int report_main(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return 0;
+		case 'U':
+		case 'S': {
+			char *end;
+			errno = 0;
+			unsigned long long n = strtoull(optarg, &end, 10);
+			if (errno || end == optarg || *end || n < 16 || n > (1ull << 30)) {
+				err1("--%s must be an integer in [16, 1073741824]",
+				     c == 'U' ? "max-units" : "max-unit-sums");
+				return 1;
+			}
+			*(c == 'U' ? &max_units : &max_sums) = (size_t)n;
+			break;
+		}
 		case ':':
 			err1("option %s needs an argument", argv[optind - 1]);
 			return 1;
@@ -860,6 +813,10 @@ int report_main(int argc, char **argv)
 			goto done;
 		}
 	}
+	fold_4xx = false;
+	for (size_t i = 0; conf && i < conf->nexperiments; i++)
+		for (size_t j = 0; j < conf->experiments[i].nmetrics; j++)
+			fold_4xx |= conf->experiments[i].metrics[j].source == CONF_SRC_STATUS_4XX;
 	for (int i = optind; i < argc; i++) {
 		int s = stream_log(&r, argv[i], buf);
 		if (s != 0) {

@@ -516,7 +516,8 @@ static void metric_section(FILE *f, const struct analysis *a, const struct analy
 			n += snprintf(extra + n, sizeof(extra) - (size_t)n, "; Yates p %s",
 				      render_p(b[1], sizeof(b[1]), true, c->p_yates));
 		if (c->has_mw)
-			n += snprintf(extra + n, sizeof(extra) - (size_t)n, "; Mann-Whitney p %s",
+			n += snprintf(extra + n, sizeof(extra) - (size_t)n,
+				      "; Mann-Whitney p %s (per request, descriptive)",
 				      render_p(b[1], sizeof(b[1]), true, c->mw_p));
 		fputs("<p class=\"note\">", f);
 		esc(f, extra);
@@ -661,7 +662,12 @@ static void report_section(FILE *f, const struct analysis *a, const struct rende
 		fprintf(f, "%s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n",
 			i == 0 ? " (control)" : "", w, r, u);
 	}
-	fputs("</table>\n", f);
+	fputs("</table>\n<p>Unit analysed: ", f);
+	esc(f, a->unit);
+	fprintf(f, ", %.2f requests per unit; variances by the delta method over units%s; the "
+		   "split check counts distinct units%s.</p>\n",
+		a->per_unit, a->bucketed ? " (pseudo-unit buckets past the cap)" : "",
+		a->srm.level ? " (in a hash sample)" : "");
 	if (a->srm.computed)
 		fprintf(f, "<p>Sample ratio: chi2 = %s, df = %g, p = %s: %s</p>\n",
 			render_num(b1, sizeof(b1), isfinite(a->srm.chi2), a->srm.chi2, 5),

@@ -114,6 +114,17 @@ static void text_metric(FILE *f, const struct analysis *a, const struct analysis
 				render_num(b4, sizeof(b4), s->has_quantiles, s->p95, 5),
 				render_num(b5, sizeof(b5), s->has_quantiles, s->p99, 5));
 	}
+	char ul[512];
+	int un = snprintf(ul, sizeof(ul), "units:");
+	for (size_t i = 0; i < a->nvariants && un > 0 && (size_t)un < sizeof(ul); i++) {
+		const struct analysis_summary *s = &m->by[i];
+		un += snprintf(ul + un, sizeof(ul) - (size_t)un, "%s %s %.0f (%s per unit, design "
+				"effect %s)", i ? ";" : "", cut(nb, sizeof(nb), a->variants[i].name, 20),
+				s->units, render_num(b1, sizeof(b1), s->units > 0,
+						     (double)s->n / s->units, 4),
+				render_num(b2, sizeof(b2), s->uv.ok, s->uv.deff, 4));
+	}
+	wrap(f, "  ", ul, 4);
 	fprintf(f, "  %-14s %11s %-25s %9s %9s %9s %s\n", "vs control", "diff", "  95% CI", "lift",
 		"p", "p adj", "verdict");
 	for (size_t i = 0; i + 1 < a->nvariants; i++) {
@@ -151,7 +162,8 @@ static void text_metric(FILE *f, const struct analysis *a, const struct analysis
 			n += snprintf(line + n, sizeof(line) - (size_t)n, ", Fisher p %s",
 				      render_p(b3, sizeof(b3), true, c->p_fisher));
 		if (c->has_mw)
-			n += snprintf(line + n, sizeof(line) - (size_t)n, ", Mann-Whitney p %s",
+			n += snprintf(line + n, sizeof(line) - (size_t)n,
+				      ", Mann-Whitney p %s (per request, descriptive)",
 				      render_p(b3, sizeof(b3), true, c->mw_p));
 		if (c->has_ni_bound)
 			n += snprintf(line + n, sizeof(line) - (size_t)n,
@@ -297,7 +309,15 @@ static void text_report(FILE *f, const struct analysis *a, const struct render_m
 		a->decision.srm_alpha, a->decision.sequential ? "on" : "off");
 	if (a->decision.sequential)
 		fprintf(f, " (N* %g)", a->nstar);
-	fprintf(f, "\n\n");
+	fprintf(f, "\n");
+	char ul[512];
+	snprintf(ul, sizeof(ul),
+		 "unit analysed: %s, %.2f requests per unit; variances by the delta method over "
+		 "units%s; the split check counts distinct units%s",
+		 a->unit, a->per_unit, a->bucketed ? " (pseudo-unit buckets past the cap)" : "",
+		 a->srm.level ? " (in a hash sample)" : "");
+	wrap(f, "", ul, 2);
+	fputc('\n', f);
 
 	char head[160];
 	char upper[32];
@@ -422,6 +442,12 @@ static void md_report(FILE *f, const struct analysis *a, const struct render_met
 			(unsigned long long)v->requests, v->units,
 			v->units_estimated ? " (est.)" : "");
 	}
+	fputs("\nUnit analysed: ", f);
+	md_cell(f, a->unit);
+	fprintf(f, ", %.2f requests per unit; variances by the delta method over units%s; the "
+		   "split check counts distinct units%s.\n",
+		a->per_unit, a->bucketed ? " (pseudo-unit buckets past the cap)" : "",
+		a->srm.level ? " (in a hash sample)" : "");
 	if (a->srm.computed)
 		fprintf(f, "\nSample ratio: chi2 = %s, df = %g, p = %s (%s).\n",
 			render_num(b1, sizeof(b1), isfinite(a->srm.chi2), a->srm.chi2, 5),

@@ -39,7 +39,9 @@ def close(got, want, rel=REL):
 
 
 class Data:
-    """Seeded experiment data, kept per variant so scipy can see exactly what was logged."""
+    """Seeded experiment data, kept per variant so scipy can see exactly what was logged.
+    Each request comes from a unit of its own: independent data, where the unit-level tests
+    reduce to scipy's (tests/integration/test_unit_stats.py has returning units)."""
 
     def __init__(self, seed, weights, n=6000, err=None, click=None, lat_scale=None,
                  integer_latency=False, revenue=True, exp="ranker-v2"):
@@ -64,7 +66,8 @@ class Data:
                 r -= weights[v]
                 if r < 0:
                     break
-            unit = f"u-{rng.randrange(n // 3)}"
+            rng.randrange(n // 3)  # the unit draw of old, kept so the data stay the same
+            unit = f"u-{i}"
             status = 503 if rng.random() < err.get(v, 0.01) else 200
             if integer_latency:
                 lat = float(rng.randrange(1, 120))
@@ -119,7 +122,9 @@ def check_against_scipy(rep, d):
         assert v["units"] == len(d.units[v["name"]])
         assert v["weight"] == d.weights[v["name"]]
 
-    obs = [len(d.lat[v]) for v in names]
+    # the split check counts distinct units
+    obs = [len(d.units[v]) for v in names]
+    assert rep["srm"]["observed"] == obs
     tot = sum(d.weights.values())
     exp = [d.weights[v] / tot * sum(obs) for v in names]
     srm = stats.chisquare(obs, exp)
@@ -426,6 +431,12 @@ def test_power_vectors():
     close(r["n_exact"], 3840.84748244)
     text = run("power", "--baseline", "0.1", "--mde", "0.02").stdout
     assert "3841" in text and "0.1" in text and "0.02" in text
+    # returning units: n E requests, n E / M units per variant
+    r = json.loads(run("power", "--baseline", "0.10", "--mde", "0.02", "--requests-per-unit",
+                       "8", "--design-effect", "2.5", "--json").stdout)
+    close(r["n_exact"], 3840.84748244 * 2.5 / 8)
+    assert r["n_per_variant"] == 1201 and r["requests_per_variant"] == 9603
+    assert r["n_in"] == "units"
     r = json.loads(run("power", "--baseline", "0.1", "--mde", "0.02", "--alpha", "0.01",
                        "--power", "0.9", "--json").stdout)
     za, zb = stats.norm.isf(0.005), stats.norm.isf(0.1)

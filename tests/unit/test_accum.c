@@ -1,7 +1,10 @@
 /*
  * test_accum.c - unit tests for stats/accum.c: Welford/Chan moments (V14 of the statistics
  * reference, including the 1e9 offset), histogram quantiles within 1% on known distributions,
- * merging, HyperLogLog and the time series.
+ * merging, HyperLogLog and the time series; and the unit-level pieces: the delta-method
+ * variance of a ratio mean over units against numbers computed by hand (and with numpy), its
+ * exact reduction to s^2 / n with one value per unit, the pseudo-unit buckets past the per-unit
+ * cap, merging across references, and the distinct-unit set with its hash sample past the cap.
  */
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
@@ -509,7 +512,7 @@ static void test_variant(void)
 	CHECK(a->metrics[0].hist == NULL && a->metrics[1].hist != NULL);
 	for (int i = 0; i < 50; i++) {
 		struct accum_variant *v = i % 2 ? a : b;
-		accum_variant_request(v, 1795000000.0 + i, accum_hash64(&i, sizeof(i)));
+		accum_variant_request(v, 1795000000.0 + i, accum_unit_key(accum_hash64(&i, sizeof(i))), 0);
 		accum_metric_add(&v->metrics[0], 1795000000.0 + i, i % 5 == 0);
 		accum_metric_add(&v->metrics[1], 1795000000.0 + i, 10.0 + i);
 	}
@@ -521,10 +524,187 @@ static void test_variant(void)
 	CHECK_INT(a->metrics[1].nonbinary, 50);
 	CHECK_INT(a->metrics[1].hist->total, 50);
 	CHECK_REL(accum_moments_mean(&a->metrics[1].mom), 34.5, 1e-12);
-	CHECK(fabs(accum_hll_estimate(&a->units) - 50) < 2);
+	CHECK_INT(a->units.count, 50);
+	CHECK_INT(accum_uset_count(&a->units, 0, NULL), 50);
 	accum_variant_free(a);
 	accum_variant_free(b);
 	accum_variant_free(NULL);
+}
+
+/* A key in pseudo-unit bucket b (top bits), distinct per id (bits 16 and up), in every sample. */
+static uint64_t key_in(unsigned b, unsigned id)
+{
+	return ((uint64_t)b << (64 - ACCUM_BUCKET_BITS)) | ((uint64_t)(id + 1) << 20);
+}
+
+/*
+ * Units A = {1, 2, 3}, B = {4}, C = {5, 6}: N = 6, mean 3.5, e = (-4.5, 0.5, 4), sum e^2 =
+ * 36.5, var_mean = 3/2 * 36.5 / 36 = 1.5208333...; s^2 = 3.5, so deff = 1.52083 / (3.5 / 6) =
+ * 2.6071428571... (numpy gives the same digits). With A and B in one bucket and C in another,
+ * the buckets give e = (10 - 14, 11 - 7), var_mean = 2 * 32 / 36 = 1.7777...
+ */
+static void test_unitvar_exact(void)
+{
+	const double vals[6] = {1, 2, 3, 4, 5, 6};
+	const unsigned unit[6] = {0, 0, 0, 1, 2, 2};
+	const unsigned bucket[3] = {5, 5, 9};
+	for (int offset = 0; offset < 2; offset++) {
+		struct accum_metric m;
+		CHECK_INT(accum_metric_init(&m, false), 0);
+		double off = offset ? 1e9 : 0; /* a large common offset changes nothing */
+		for (int i = 0; i < 6; i++)
+			accum_metric_add_unit(&m, 0, off + vals[i],
+					      key_in(bucket[unit[i]], unit[i]));
+		struct accum_unitvar uv;
+		accum_metric_unitvar(&m, &uv);
+		CHECK(uv.ok && !uv.bucketed);
+		CHECK_INT(uv.groups, 3);
+		CHECK_INT(uv.units, 3);
+		CHECK_INT(uv.df, 2);
+		CHECK_REL(uv.mean, off + 3.5, 1e-15);
+		CHECK_REL(uv.var_mean, 1.5208333333333333, offset ? 1e-6 : 1e-14);
+		CHECK_REL(uv.deff, 2.6071428571428568, offset ? 1e-6 : 1e-14);
+		/* past the per-unit cap: the buckets carry the variance */
+		struct accum_metric b;
+		CHECK_INT(accum_metric_init(&b, false), 0);
+		b.units.max = 2;
+		for (int i = 0; i < 6; i++)
+			accum_metric_add_unit(&b, 0, off + vals[i],
+					      key_in(bucket[unit[i]], unit[i]));
+		CHECK(b.units.overflow);
+		accum_metric_unitvar(&b, &uv);
+		CHECK(uv.ok && uv.bucketed);
+		CHECK_INT(uv.groups, 2);
+		CHECK(isnan(uv.units));
+		CHECK_REL(uv.var_mean, 1.7777777777777777, offset ? 1e-6 : 1e-14);
+		accum_metric_release(&m);
+		accum_metric_release(&b);
+	}
+}
+
+/* One value per unit: the delta-method variance is exactly s^2 / n (Welch's), deff 1. */
+static void test_unitvar_independent(void)
+{
+	struct accum_metric m;
+	CHECK_INT(accum_metric_init(&m, false), 0);
+	for (int i = 0; i < 1000; i++)
+		accum_metric_add(&m, 0, 1e9 + v14_z[i]);
+	struct accum_unitvar uv;
+	accum_metric_unitvar(&m, &uv);
+	CHECK(uv.ok && !uv.bucketed);
+	CHECK_INT(uv.groups, 1000);
+	CHECK_INT(uv.df, 999);
+	CHECK_REL(uv.var_mean, accum_moments_var(&m.mom) / 1000, 1e-12);
+	CHECK_REL(uv.deff, 1.0, 1e-12);
+	/* a single unit gives no variance between units */
+	struct accum_metric one;
+	CHECK_INT(accum_metric_init(&one, false), 0);
+	for (int i = 0; i < 5; i++)
+		accum_metric_add_unit(&one, 0, i, key_in(1, 7));
+	accum_metric_unitvar(&one, &uv);
+	CHECK(!uv.ok);
+	CHECK_INT(uv.groups, 1);
+	accum_metric_release(&m);
+	accum_metric_release(&one);
+}
+
+/* Merging two shards (different references, a unit split between them) equals one pass. */
+static void test_unitvar_merge(void)
+{
+	gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+	gsl_rng_set(r, 7);
+	struct accum_metric whole, a, b, wb, ab, bb;
+	CHECK_INT(accum_metric_init(&whole, false), 0);
+	CHECK_INT(accum_metric_init(&a, false), 0);
+	CHECK_INT(accum_metric_init(&b, false), 0);
+	CHECK_INT(accum_metric_init(&wb, false), 0);
+	CHECK_INT(accum_metric_init(&ab, false), 0);
+	CHECK_INT(accum_metric_init(&bb, false), 0);
+	wb.units.max = ab.units.max = bb.units.max = 10; /* these three use the buckets */
+	for (int i = 0; i < 5000; i++) {
+		unsigned u = (unsigned)gsl_rng_uniform_int(r, 700);
+		uint64_t key = accum_unit_key(u + 1);
+		double x = 100 + 10 * (u % 13) + gsl_ran_gaussian(r, 5);
+		accum_metric_add_unit(&whole, 0, x, key);
+		accum_metric_add_unit(&wb, 0, x, key);
+		accum_metric_add_unit(i < 1700 ? &a : &b, 0, x, key);
+		accum_metric_add_unit(i < 1700 ? &ab : &bb, 0, x, key);
+	}
+	CHECK_INT(accum_metric_merge(&a, &b), 0);
+	CHECK_INT(accum_metric_merge(&ab, &bb), 0);
+	struct accum_unitvar u1, u2, u3, u4;
+	accum_metric_unitvar(&whole, &u1);
+	accum_metric_unitvar(&a, &u2);
+	accum_metric_unitvar(&wb, &u3);
+	accum_metric_unitvar(&ab, &u4);
+	CHECK(!u1.bucketed && !u2.bucketed && u3.bucketed && u4.bucketed);
+	CHECK_INT(u2.units, u1.units);
+	CHECK_REL(u2.var_mean, u1.var_mean, 1e-9);
+	CHECK_REL(u4.var_mean, u3.var_mean, 1e-9);
+	CHECK_INT(u4.groups, u3.groups);
+	/* the units here are strongly clustered (the unit's level dominates) */
+	CHECK(u1.deff > 3);
+	/* buckets estimate the same variance: within 4 standard errors of a variance estimate
+	 * with df = buckets - 1 (relative sd sqrt(2 / df)) */
+	CHECK(fabs(u3.var_mean / u1.var_mean - 1) < 4 * sqrt(2.0 / u3.df));
+	accum_metric_release(&whole);
+	accum_metric_release(&a);
+	accum_metric_release(&b);
+	accum_metric_release(&wb);
+	accum_metric_release(&ab);
+	accum_metric_release(&bb);
+	gsl_rng_free(r);
+}
+
+/* The distinct-unit set: exact below its cap, an exact hash sample above it, mergeable. */
+static void test_uset(void)
+{
+	struct accum_uset s, t, big;
+	accum_uset_init(&s, 0);
+	accum_uset_init(&t, 0);
+	accum_uset_init(&big, 1000);
+	for (unsigned i = 0; i < 3000; i++) {
+		uint64_t k = accum_unit_key(i + 1);
+		int rc = accum_uset_add(i < 2000 ? &s : &t, k, i < 1500 ? 0 : 3);
+		if (i % 2) /* seen again, in another epoch */
+			rc |= accum_uset_add(i < 2000 ? &s : &t, k, 1);
+		rc |= accum_uset_add(&big, k, 0);
+		if (i == 2999 || rc != 0)
+			CHECK_INT(rc, 0);
+	}
+	CHECK_INT(s.level, 0);
+	double per[ACCUM_EPOCHS] = {0};
+	CHECK_INT(accum_uset_count(&s, 0, per), 2000);
+	CHECK_INT(per[0], 1500);
+	CHECK_INT(per[3], 500);
+	CHECK_INT(per[1], 1000);
+	CHECK_INT(accum_uset_merge(&s, &t), 0);
+	CHECK_INT(accum_uset_count(&s, 0, NULL), 3000);
+	/* past the cap: every unit whose key has `level` low zero bits, and only those */
+	CHECK(big.level >= 2 && big.count <= 1000);
+	unsigned want = 0;
+	for (unsigned i = 0; i < 3000; i++)
+		want += (accum_unit_key(i + 1) & ((1ULL << big.level) - 1)) == 0;
+	CHECK_INT(accum_uset_count(&big, big.level, NULL), want);
+	CHECK_INT(accum_uset_count(&s, big.level, NULL), want);
+	/* merging into a capped set keeps the sample rule */
+	struct accum_uset m;
+	accum_uset_init(&m, 1000);
+	CHECK_INT(accum_uset_merge(&m, &s), 0);
+	CHECK(m.level >= big.level);
+	want = 0;
+	for (unsigned i = 0; i < 3000; i++)
+		want += (accum_unit_key(i + 1) & ((1ULL << m.level) - 1)) == 0;
+	CHECK_INT(accum_uset_count(&m, m.level, NULL), want);
+	accum_uset_clear(&s);
+	CHECK_INT(accum_uset_count(&s, 0, NULL), 0);
+	accum_uset_release(&s);
+	accum_uset_release(&t);
+	accum_uset_release(&big);
+	accum_uset_release(&m);
+	/* keys are never 0 and values without a unit never share one */
+	CHECK(accum_unit_key(0) != accum_unit_key(0));
+	CHECK(accum_unit_key(42) == accum_unit_key(42) && accum_unit_key(42) != 0);
 }
 
 int main(void)
@@ -535,5 +715,9 @@ int main(void)
 	test_hll();
 	test_series();
 	test_variant();
+	test_unitvar_exact();
+	test_unitvar_independent();
+	test_unitvar_merge();
+	test_uset();
 	return check_summary("test_accum");
 }

@@ -49,7 +49,7 @@ static struct accum_variant *make_arm(const struct arm *a)
 	for (unsigned i = 0; i < a->requests; i++) {
 		double t = 1795000000.0 + i;
 		unsigned u = a->units ? i % a->units : i;
-		accum_variant_request(v, t, accum_hash64(&u, sizeof(u)) | 1);
+		accum_variant_request(v, t, accum_unit_key(accum_hash64(&u, sizeof(u))), 0);
 		accum_metric_add(&v->metrics[M_ERR], t, gsl_rng_uniform(rng) < a->err);
 		accum_metric_add(&v->metrics[M_LAT], t,
 				 a->lat_mean * gsl_ran_lognormal(rng, 0, 0.3));
@@ -130,8 +130,8 @@ static void test_investigate_on_srm(void)
 	CHECK_STR(a->action, "investigate");
 	CHECK(reason_has(a, "sample ratio mismatch"));
 	analysis_free(a);
-	/* the same mismatch with fewer than 8 units in an arm is not flagged */
-	struct arm c2 = {600, 0.01, 100, 0.10, 5}, t2 = {400, 0.01, 100, 0.10, 5};
+	/* a mismatch of distinct units with fewer than 8 units in an arm is not flagged */
+	struct arm c2 = {600, 0.01, 100, 0.10, 40}, t2 = {400, 0.01, 100, 0.10, 4};
 	a = run2(&c2, &t2, w5050, specs, NM, NULL);
 	CHECK(!a->srm.flagged && a->srm.p < 0.001);
 	CHECK(strcmp(a->action, "investigate") != 0);

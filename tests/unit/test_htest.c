@@ -1,6 +1,7 @@
 /*
  * test_htest.c - unit tests for stats/htest.c against the vectors of the statistics reference
- * (V1-V9, V13, V15, VK), each to 1e-9 relative.
+ * (V1-V9, V13, V15, VK), each to 1e-9 relative; Welch with per-arm df from the units, and the
+ * Rao-Scott factor.
  */
 #include <math.h>
 
@@ -21,7 +22,7 @@ static struct htest_arm arm_of(const double *v, size_t n)
 	accum_moments_init(&m);
 	for (size_t i = 0; i < n; i++)
 		accum_moments_add(&m, v[i]);
-	return (struct htest_arm){(double)m.n, accum_moments_mean(&m), accum_moments_var(&m)};
+	return (struct htest_arm){(double)m.n, accum_moments_mean(&m), accum_moments_var(&m), 0};
 }
 
 static void test_tails(void)
@@ -64,7 +65,7 @@ static void test_welch_v1_v2(void)
 	CHECK_REL(w.t, 2.455356398286006, REL);
 	CHECK_REL(w.p_greater, 0.010689000731433492, REL);
 
-	struct htest_arm ctl = {4800, 212.4, 45.1 * 45.1}, can = {5200, 215.9, 52.7 * 52.7};
+	struct htest_arm ctl = {4800, 212.4, 45.1 * 45.1, 0}, can = {5200, 215.9, 52.7 * 52.7, 0};
 	CHECK_INT(htest_welch(&can, &ctl, 0.05, &w), 0);
 	CHECK_REL(w.t, 3.57618624282, REL);
 	CHECK_REL(w.df, 9941.70384908, REL);
@@ -79,7 +80,7 @@ static void test_welch_v1_v2(void)
 
 static void test_zero_variance(void)
 {
-	struct htest_arm five = {4, 5, 0}, six = {4, 6, 0};
+	struct htest_arm five = {4, 5, 0, 0}, six = {4, 6, 0, 0};
 	const double other[] = {4, 6, 5, 7};
 	struct htest_arm o = arm_of(other, 4);
 	struct htest_welch w;
@@ -93,13 +94,13 @@ static void test_zero_variance(void)
 	CHECK_REL(w.p_two, 0.495025346060, REL);
 	CHECK_REL(w.df, 3, 1e-12);
 	/* empty and single-value arms, bad numbers: defined failure with a note */
-	struct htest_arm empty = {0, 0, 0}, one = {1, 3, 0}, bad = {10, NAN, 1};
+	struct htest_arm empty = {0, 0, 0, 0}, one = {1, 3, 0, 0}, bad = {10, NAN, 1, 0};
 	CHECK_INT(htest_welch(&empty, &o, 0.05, &w), -1);
 	CHECK(!w.ok && w.note != NULL);
 	CHECK_INT(htest_welch(&one, &o, 0.05, &w), -1);
 	CHECK_INT(htest_welch(&bad, &o, 0.05, &w), -1);
 	struct htest_lift l;
-	CHECK_INT(htest_lift(&o, &(struct htest_arm){10, 0, 1}, 0.05, &l), -1);
+	CHECK_INT(htest_lift(&o, &(struct htest_arm){10, 0, 1, 0}, 0.05, &l), -1);
 	CHECK(!l.ok && l.note != NULL);
 	CHECK_INT(htest_lift(&six, &five, 0.05, &l), 0);
 	CHECK(l.ok && l.lift == 0.2 && l.p_two == 0);
@@ -123,8 +124,8 @@ static void test_chi2(void)
 	CHECK_REL(htest_norm_sf(sqrt(c.chi2)), 0.00362901321773, REL);
 
 	/* V4b: unpooled z (var p(1-p)) and Welch on raw 0/1 data (var n/(n-1) p(1-p)) */
-	struct htest_arm ctl = {10000, 0.012, 0.012 * 0.988},
-			 can = {10000, 0.0165, 0.0165 * 0.9835};
+	struct htest_arm ctl = {10000, 0.012, 0.012 * 0.988, 0},
+			 can = {10000, 0.0165, 0.0165 * 0.9835, 0};
 	struct htest_welch w;
 	CHECK_INT(htest_welch(&can, &ctl, 0.05, &w), 0);
 	CHECK_REL(w.t, 2.68525147998, REL);
@@ -215,7 +216,7 @@ static void test_srm(void)
 
 static void test_lift(void)
 {
-	struct htest_arm ctl = {10000, 0.1, 0.1 * 0.9}, can = {10000, 0.11, 0.11 * 0.89};
+	struct htest_arm ctl = {10000, 0.1, 0.1 * 0.9, 0}, can = {10000, 0.11, 0.11 * 0.89, 0};
 	struct htest_lift l;
 	CHECK_INT(htest_lift(&can, &ctl, 0.05, &l), 0);
 	CHECK_REL(l.lift, 0.1, 1e-12);
@@ -302,8 +303,36 @@ static void test_adjust(void)
 	CHECK_INT(htest_holm(p, 0, out), 0);
 }
 
+/*
+ * Clustered arms: the df of each arm's variance is its units - 1, not n - 1. x: n 100 values
+ * from 10 units, var/n 0.04; y: n 200 from 20 units, var/n 0.045 (scipy: df =
+ * 25.408226221079687, t = 1.7149858514250886, p = 0.09852118737407141). And the Rao-Scott
+ * factor (d1 n2 + d2 n1) / (n1 + n2).
+ */
+static void test_clustered(void)
+{
+	struct htest_arm x = {100, 1.0, 4.0, 9}, y = {200, 0.5, 9.0, 19};
+	struct htest_welch w;
+	CHECK_INT(htest_welch(&x, &y, 0.05, &w), 0);
+	CHECK_REL(w.df, 25.408226221079687, 1e-12);
+	CHECK_REL(w.t, 1.7149858514250886, 1e-12);
+	CHECK_REL(w.p_two, 0.09852118737407141, 1e-9);
+	/* df 0 means n - 1: the independent test */
+	struct htest_arm xi = {100, 1.0, 4.0, 0}, yi = {200, 0.5, 9.0, 0};
+	struct htest_welch wi;
+	CHECK_INT(htest_welch(&xi, &yi, 0.05, &wi), 0);
+	CHECK(wi.df > 200);
+	/* one unit in an arm: no test */
+	struct htest_arm one = {50, 1.0, 4.0, 0.5};
+	CHECK_INT(htest_welch(&one, &y, 0.05, &w), -1);
+	CHECK_REL(htest_rao_scott_delta(100, 2, 300, 1), 1.75, 1e-15);
+	CHECK_REL(htest_rao_scott_delta(100, 1, 300, 1), 1.0, 1e-15);
+	CHECK(isnan(htest_rao_scott_delta(0, 1, 300, 1)));
+}
+
 int main(void)
 {
+	test_clustered();
 	test_tails();
 	test_welch_v1_v2();
 	test_zero_variance();

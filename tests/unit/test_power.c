@@ -22,6 +22,9 @@ int main(void)
 	CHECK_INT(run(5, ok1), 0);
 	CHECK_INT(run(10, ok2), 0);
 	CHECK_INT(run(6, ok3), 0);
+	const char *ok4[] = {"power", "--sd", "50", "--mde", "5", "--requests-per-unit", "8",
+			     "--design-effect", "2.5"};
+	CHECK_INT(run(9, ok4), 0);
 	const char *bad[][7] = {
 	    {"power"},
 	    {"power", "--baseline", "0.1"},
@@ -36,6 +39,8 @@ int main(void)
 	    {"power", "--sd", "1", "--mde", "1", "--power", "0"},
 	    {"power", "--sd", "1", "--mde", "1", "extra"},
 	    {"power", "--frobnicate"},
+	    {"power", "--sd", "1", "--mde", "1", "--requests-per-unit", "0.5"},
+	    {"power", "--sd", "1", "--mde", "1", "--design-effect", "0"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		int argc = 0;

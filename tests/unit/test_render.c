@@ -36,10 +36,10 @@ static struct analysis *build(void)
 				      accum_variant_new(2, cont)};
 	for (int i = 0; i < 600; i++) {
 		double t = 1795000000.0 + 10 * i;
-		accum_variant_request(v[0], t, (uint64_t)i + 1);
+		accum_variant_request(v[0], t, accum_unit_key((uint64_t)i + 1), 0);
 		accum_metric_add(&v[0]->metrics[0], t, 10 + i % 17);
 		accum_metric_add(&v[0]->metrics[1], t, i % 9 == 0);
-		accum_variant_request(v[1], t, (uint64_t)i + 1000);
+		accum_variant_request(v[1], t, accum_unit_key((uint64_t)i + 1000), 0);
 		accum_metric_add(&v[1]->metrics[0], t, 12);
 		accum_metric_add(&v[1]->metrics[1], t, 0);
 	}

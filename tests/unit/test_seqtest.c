@@ -14,7 +14,7 @@ static void test_v10(void)
 {
 	htest_init();
 	/* V9's lift and SE, N* = 5000, N = 20000 */
-	struct htest_arm ctl = {10000, 0.1, 0.1 * 0.9}, can = {10000, 0.11, 0.11 * 0.89};
+	struct htest_arm ctl = {10000, 0.1, 0.1 * 0.9, 0}, can = {10000, 0.11, 0.11 * 0.89, 0};
 	struct htest_lift l;
 	CHECK_INT(htest_lift(&can, &ctl, 0.05, &l), 0);
 	CHECK_REL(seqtest_rho(0.05, 5000), 0.0398400667714, REL);
@@ -34,7 +34,7 @@ static void test_v10(void)
 
 static void test_v10b(void)
 {
-	struct htest_arm ctl = {100000, 0.1, 0.1 * 0.9}, can = {100000, 0.105, 0.105 * 0.895};
+	struct htest_arm ctl = {100000, 0.1, 0.1 * 0.9, 0}, can = {100000, 0.105, 0.105 * 0.895, 0};
 	struct htest_lift l;
 	CHECK_INT(htest_lift(&can, &ctl, 0.05, &l), 0);
 	CHECK_REL(l.lift, 0.05, 1e-12);

@@ -261,7 +261,7 @@ static struct analysis *tiny_analysis(void)
 {
 	struct accum_variant *v = accum_variant_new(0, NULL);
 	for (int i = 0; i < 10; i++)
-		accum_variant_request(v, 1795000000.0 + i, (uint64_t)i + 1);
+		accum_variant_request(v, 1795000000.0 + i, accum_unit_key((uint64_t)i + 1), 0);
 	const char *names[1] = {"control"};
 	const struct accum_variant *acc[1] = {v};
 	struct analysis_input in = {
