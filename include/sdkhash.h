@@ -16,8 +16,9 @@
 #include <stdint.h>
 
 /* The SDK modes' fixed numbers. */
-#define SDKHASH_UNLEASH_VARIANT_SEED 0u /* the variant hash seed its client specification's
-					   variant vectors (08-variants.json) are met with */
+#define SDKHASH_UNLEASH_VARIANT_SEED                                                               \
+	0u /* the variant hash seed its client specification's                                     \
+	      variant vectors (08-variants.json) are met with */
 #define SDKHASH_OPTIMIZELY_SEED 1u
 #define SDKHASH_OPTIMIZELY_BUCKETS 10000u
 #define SDKHASH_STATSIG_BUCKETS 10000u
@@ -30,8 +31,8 @@ uint32_t sdkhash_fnv32a(uint32_t h, const void *data, size_t len);
  * MurmurHash3 x86_32 of the concatenation of up to three pieces (b and c may be NULL with
  * length 0), with seed. Streaming over the pieces gives the same value as hashing one buffer.
  */
-uint32_t sdkhash_murmur3_32(uint32_t seed, const void *a, size_t alen, const void *b,
-			    size_t blen, const void *c, size_t clen);
+uint32_t sdkhash_murmur3_32(uint32_t seed, const void *a, size_t alen, const void *b, size_t blen,
+			    const void *c, size_t clen);
 
 /*
  * GrowthBook's hash(seed, value, version): version 1 is fnv32a(value seed) % 1000 / 1000,
@@ -95,7 +96,7 @@ uint64_t sdkhash_statsig(const void *a, size_t alen, const void *b, size_t blen,
  * Eppo's shard: the first 4 bytes of MD5 over the concatenation of the pieces, big-endian,
  * mod total_shards (> 0). Eppo shards salt "-" subject_key.
  */
-uint32_t sdkhash_eppo_shard(const void *a, size_t alen, const void *b, size_t blen,
-			    const void *c, size_t clen, uint32_t total_shards);
+uint32_t sdkhash_eppo_shard(const void *a, size_t alen, const void *b, size_t blen, const void *c,
+			    size_t clen, uint32_t total_shards);
 
 #endif

@@ -1732,7 +1732,8 @@ static int compile_experiment(struct ctx *c, const struct node *m, const struct 
 		return -1;
 	if (e->hash.mode != CONF_HASH_ABGATE && map_get(m, "salt") != NULL)
 		return fail(c, map_keynode(m, "salt"),
-			    "salt is abgate's own hash's; hash mode %s takes its SDK's terms in hash",
+			    "salt belongs to hash mode abgate; hash mode %s takes its SDK's seed, salt or "
+			    "key inside hash",
 			    map_get(map_get(m, "hash"), "mode")->str);
 	if ((n = map_get(m, "shadow")) != NULL && compile_shadow(c, n, conf, e) < 0)
 		return -1;

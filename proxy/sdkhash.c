@@ -31,9 +31,9 @@ uint32_t sdkhash_fnv32a(uint32_t h, const void *data, size_t len)
 
 struct mm3 {
 	uint32_t h;
-	uint32_t len;      /* bytes seen; the algorithm mixes in the length mod 2^32 */
+	uint32_t len; /* bytes seen; the algorithm mixes in the length mod 2^32 */
 	unsigned char tail[4];
-	size_t ntail;      /* bytes waiting in tail for a whole 4-byte block */
+	size_t ntail; /* bytes waiting in tail for a whole 4-byte block */
 };
 
 static inline uint32_t rotl32(uint32_t x, int r)
@@ -104,8 +104,8 @@ static uint32_t mm3_final(struct mm3 *m)
 	return h;
 }
 
-uint32_t sdkhash_murmur3_32(uint32_t seed, const void *a, size_t alen, const void *b,
-			    size_t blen, const void *c, size_t clen)
+uint32_t sdkhash_murmur3_32(uint32_t seed, const void *a, size_t alen, const void *b, size_t blen,
+			    const void *c, size_t clen)
 {
 	struct mm3 m = {.h = seed};
 
@@ -307,8 +307,8 @@ uint64_t sdkhash_statsig(const void *a, size_t alen, const void *b, size_t blen,
 	return be64(md);
 }
 
-uint32_t sdkhash_eppo_shard(const void *a, size_t alen, const void *b, size_t blen,
-			    const void *c, size_t clen, uint32_t total_shards)
+uint32_t sdkhash_eppo_shard(const void *a, size_t alen, const void *b, size_t blen, const void *c,
+			    size_t clen, uint32_t total_shards)
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 
