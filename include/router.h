@@ -54,6 +54,15 @@ const struct conf_variant *router_assign(const struct conf_experiment *e, const 
 bool router_ramp_moves(const struct conf_experiment *was, const struct conf_experiment *is,
 		       char *msg, size_t len);
 
+/* Called by router_ramp_check() for each experiment whose change moves units; msg is one line,
+ * valid during the call. */
+typedef void (*router_ramp_cb)(void *arg, const struct conf_experiment *e, const char *msg);
+
+/* Runs router_ramp_moves() over every experiment of is that was already in was (by name); calls
+ * cb for each one that moves units. Returns how many did. */
+size_t router_ramp_check(const struct conf *was, const struct conf *is, router_ramp_cb cb,
+			 void *arg);
+
 /* The first experiment of c that matches the request (path prefix, host, method), or NULL. */
 const struct conf_experiment *router_match(const struct conf *c, const struct http_msg *m,
 					   const char *buf);

@@ -189,6 +189,7 @@ bool router_ramp_moves(const struct conf_experiment *was, const struct conf_expe
 		return true;
 	}
 	const struct conf_variant *from = NULL, *to = NULL;
+	bool from_shrinks = false;
 	double moved = 0;
 	for (size_t i = 0; i < was->nvariants; i++) {
 		const struct conf_variant *x = &was->variants[i], *xn = variant_named(is, x);
@@ -209,6 +210,7 @@ bool router_ramp_moves(const struct conf_experiment *was, const struct conf_expe
 			if (from == NULL) {
 				from = x;
 				to = y;
+				from_shrinks = shrinks;
 			}
 			moved += hi - lo;
 		}
@@ -216,10 +218,28 @@ bool router_ramp_moves(const struct conf_experiment *was, const struct conf_expe
 	if (from == NULL)
 		return false;
 	snprintf(msg, len,
-		 "the new weights move units from variant \"%s\" to \"%s\" (%.2f%% of the units "
-		 "in all) although \"%s\" does not shrink or \"%s\" does not grow",
-		 from->name, to->name, 100.0 * moved / space_of(is), from->name, to->name);
+		 "the new weights move units from variant \"%s\" to \"%s\" although \"%s\" "
+		 "does not %s (%.2f%% of all units move between variants this way)",
+		 from->name, to->name, from_shrinks ? to->name : from->name,
+		 from_shrinks ? "grow" : "shrink", 100.0 * moved / space_of(is));
 	return true;
+}
+
+size_t router_ramp_check(const struct conf *was, const struct conf *is, router_ramp_cb cb,
+			 void *arg)
+{
+	size_t n = 0;
+	char msg[512];
+
+	for (size_t i = 0; i < is->nexperiments; i++) {
+		const struct conf_experiment *e = &is->experiments[i];
+		const struct conf_experiment *old = conf_experiment_find(was, e->name);
+		if (old != NULL && router_ramp_moves(old, e, msg, sizeof(msg))) {
+			cb(arg, e, msg);
+			n++;
+		}
+	}
+	return n;
 }
 
 /* Host without port, compared case-insensitively. */
