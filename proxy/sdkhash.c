@@ -190,11 +190,15 @@ double sdkhash_growthbook(int version, const char *seed, size_t seed_len, const 
 		return (double)(h % 1000) / 1000.0;
 	}
 	if (version == 2) {
-		char dec[16];
+		char dec[10]; /* the decimal digits of a uint32, written from the end */
+		size_t n = 0;
 		uint32_t h = sdkhash_fnv32a(SDKHASH_FNV32_OFFSET, seed, seed_len);
 		h = sdkhash_fnv32a(h, value, value_len);
-		int n = snprintf(dec, sizeof(dec), "%" PRIu32, h);
-		h = sdkhash_fnv32a(SDKHASH_FNV32_OFFSET, dec, (size_t)n);
+		do {
+			dec[sizeof(dec) - 1 - n++] = (char)('0' + h % 10);
+			h /= 10;
+		} while (h != 0);
+		h = sdkhash_fnv32a(SDKHASH_FNV32_OFFSET, dec + sizeof(dec) - n, n);
 		return (double)(h % 10000) / 10000.0;
 	}
 	return -1;
