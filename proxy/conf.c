@@ -15,6 +15,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -1473,21 +1474,17 @@ static int get_hash_text(struct ctx *c, const struct node *n, const char *what,
 /* A signed decimal integer that fits 32 bits (LaunchDarkly rollout seeds). */
 static int get_i32(struct ctx *c, const struct node *n, const char *what, int64_t *out)
 {
-	uint64_t v;
-	bool neg = n->kind == NODE_SCALAR && n->str[0] == '-';
-	if (neg) {
-		struct node pos = *n;
-		pos.str = n->str + 1;
-		if (pos.str[0] == '+' || pos.str[0] == '-')
-			return fail_type(c, n, what, "an integer");
-		if (get_uint(c, &pos, what, 0, 2147483648u, &v) < 0)
-			return -1;
-		*out = -(int64_t)v;
-		return 0;
-	}
-	if (get_uint(c, n, what, 0, 2147483647u, &v) < 0)
-		return -1;
-	*out = (int64_t)v;
+	if (n->kind != NODE_SCALAR || !n->plain || is_null(n))
+		return fail_type(c, n, what, "an integer");
+	const char *s = n->str + (n->str[0] == '-' || n->str[0] == '+');
+	size_t digits = strspn(s, "0123456789");
+	if (digits == 0 || s[digits] != '\0')
+		return fail_type(c, n, what, "an integer");
+	long long v = digits > 12 ? LLONG_MAX : strtoll(n->str, NULL, 10);
+	if (v < INT32_MIN || v > INT32_MAX)
+		return fail(c, n, "%s must be between %d and %d (got %s)", what, INT32_MIN,
+			    INT32_MAX, n->str);
+	*out = v;
 	return 0;
 }
 

@@ -641,6 +641,11 @@ static const struct bad_case {
      "bucketing: give either seed or key and salt"},
     {EXP_OK "    hash: {mode: launchdarkly, seed: 6.1}\n",
      "t.yaml:11:38: hash.seed: expected an integer, got \"6.1\""},
+    {EXP_OK "    hash: {mode: launchdarkly, seed: -2147483649}\n",
+     "t.yaml:11:38: hash.seed must be between -2147483648 and 2147483647 (got -2147483649)"},
+    {EXP_OK "    hash: {mode: launchdarkly, seed: 99999999999999999999999}\n",
+     "t.yaml:11:38: hash.seed must be between -2147483648 and 2147483647 (got "
+     "99999999999999999999999)"},
     {EXP_OK "    hash: {mode: statsig}\n",
      "t.yaml:11:11: hash (mode statsig): missing required key \"salt\""},
     {EXP_OK "    hash: {mode: statsig, salt: s, total_shards: 100}\n",
