@@ -32,16 +32,31 @@ uint32_t router_bucket(const char *salt, size_t salt_len, const char *unit, size
 /* The variant owning bucket (0..9999) in e. Never NULL for a valid experiment. */
 const struct conf_variant *router_variant_at(const struct conf_experiment *e, uint32_t bucket);
 
+/* router_assign() beyond its fast path: the SDK modes and a running rollout; h is the unit's
+ * H(salt ":" unit). Same results as router_assign(). */
+const struct conf_variant *router_assign_slow(const struct conf_experiment *e, const char *unit,
+					      size_t len, uint64_t h);
+
 /*
  * The variant of experiment e for unit (len bytes), as e's hash mode assigns it; a running
  * rollout (e->rt, hash mode abgate only) overrides the weights: its canary owns the top
  * canary_bp buckets. Stores H(salt ":" unit) in *unit_hash (every mode: the unit-level statistics
  * count units by it). Returns a variant of e (not owned), or NULL when the mode leaves the unit
  * out of the experiment (GrowthBook coverage, Unleash gradual rollout): the caller serves such a
- * unit the control and does not count it as randomised.
+ * unit the control and does not count it as randomised. Inline so the default mode costs the
+ * request path what the bucket scan alone did.
  */
-const struct conf_variant *router_assign(const struct conf_experiment *e, const char *unit,
-					 size_t len, uint64_t *unit_hash);
+static inline const struct conf_variant *router_assign(const struct conf_experiment *e,
+						       const char *unit, size_t len,
+						       uint64_t *unit_hash)
+{
+	uint64_t h = router_unit_hash(e->salt, e->salt_len, unit, len);
+
+	*unit_hash = h;
+	if (e->hash.mode != CONF_HASH_ABGATE || e->rt != NULL)
+		return router_assign_slow(e, unit, len, h);
+	return router_variant_at(e, (uint32_t)(h % CONF_BUCKETS));
+}
 
 /*
  * Compares experiment was (the running generation) with is (the same name in the next one) and

@@ -117,12 +117,9 @@ static const struct conf_variant *sdk_assign(const struct conf_experiment *e, co
 	return NULL;
 }
 
-const struct conf_variant *router_assign(const struct conf_experiment *e, const char *unit,
-					 size_t len, uint64_t *unit_hash)
+const struct conf_variant *router_assign_slow(const struct conf_experiment *e, const char *unit,
+					      size_t len, uint64_t h)
 {
-	uint64_t h = router_unit_hash(e->salt, e->salt_len, unit, len);
-
-	*unit_hash = h;
 	if (e->hash.mode != CONF_HASH_ABGATE)
 		return sdk_assign(e, unit, len);
 	uint32_t bucket = (uint32_t)(h % CONF_BUCKETS);

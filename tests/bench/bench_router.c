@@ -1,14 +1,14 @@
 /*
  * bench_router.c - the request path's assignment cost in each hash mode: router_assign() over
- * a fixed set of 12-byte user ids, per call, for one experiment of three variants. The line
- * "abgate (before)" times what the data path did before hash modes existed (router_unit_hash,
- * then the bucket scan: before_assign()), so the default mode's cost can be compared with it.
+ * a fixed set of 12-byte user ids, per call, for one experiment of three variants. (The
+ * default mode against the code before hash modes: tests/bench/assign_cost.py, on the live
+ * proxy.)
  *
  *   build/bench_router [CALLS [MODE]]   (default 2,000,000 calls per mode, best of 5 runs;
- *                                        MODE: only the line of that index, 0 = before)
+ *                                        MODE: only the line of that index, 0 = abgate)
  *
- * Under callgrind, run one mode with a small CALLS and --toggle-collect=router_assign to count
- * the instructions of one call (--toggle-collect=before_assign for the first line).
+ * Under callgrind, run one mode with a small CALLS and --toggle-collect=bench_assign to count
+ * the instructions of one call.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +21,6 @@
 #define NUNITS 4096
 
 static const char *const modes[][2] = {
-    {"abgate (before)", NULL},
     {"abgate", NULL},
     {"growthbook v1", "{mode: growthbook, seed: gb-seed, version: 1}"},
     {"growthbook v2", "{mode: growthbook, seed: gb-seed, version: 2}"},
@@ -59,16 +58,11 @@ static struct conf *load(const char *hash)
 	return c;
 }
 
-/* What proxy.c's assign_variant() did before hash modes, line for line: the unit hash, then
- * the rollout override or the bucket scan. Not inlined, so callgrind can count it alone. */
+/* router_assign() (inline) behind a call of its own, so callgrind can count it alone. */
 __attribute__((noinline)) static const struct conf_variant *
-before_assign(const struct conf_experiment *e, const char *unit, size_t len, uint64_t *unit_hash)
+bench_assign(const struct conf_experiment *e, const char *unit, size_t len, uint64_t *unit_hash)
 {
-	*unit_hash = router_unit_hash(e->salt, e->salt_len, unit, len);
-	uint32_t bucket = (uint32_t)(*unit_hash % CONF_BUCKETS);
-	if (e->rt != NULL)
-		return NULL; /* (the benchmark has no rollout) */
-	return router_variant_at(e, bucket);
+	return router_assign(e, unit, len, unit_hash);
 }
 
 static double now_ns(void)
@@ -78,8 +72,8 @@ static double now_ns(void)
 	return ts.tv_sec * 1e9 + ts.tv_nsec;
 }
 
-/* Nanoseconds per call, best of 5 runs of calls; before: the pre-mode data path instead. */
-static double time_mode(const struct conf_experiment *e, long calls, int before)
+/* Nanoseconds per call, best of 5 runs of calls. */
+static double time_mode(const struct conf_experiment *e, long calls)
 {
 	double best = 1e18;
 	for (int run = 0; run < 5; run++) {
@@ -88,11 +82,7 @@ static double time_mode(const struct conf_experiment *e, long calls, int before)
 		for (long i = 0; i < calls; i++) {
 			size_t k = (size_t)i % NUNITS;
 			uint64_t h;
-			if (before) {
-				acc += (uintptr_t)before_assign(e, units[k], unit_len[k], &h);
-			} else {
-				acc += (uintptr_t)router_assign(e, units[k], unit_len[k], &h);
-			}
+			acc += (uintptr_t)bench_assign(e, units[k], unit_len[k], &h);
 			acc += h;
 		}
 		double t = (now_ns() - t0) / (double)calls;
@@ -115,7 +105,7 @@ int main(int argc, char **argv)
 		if (only >= 0 && (size_t)only != m)
 			continue;
 		struct conf *c = load(modes[m][1]);
-		printf("%-16s %10.1f\n", modes[m][0], time_mode(&c->experiments[0], calls, m == 0));
+		printf("%-16s %10.1f\n", modes[m][0], time_mode(&c->experiments[0], calls));
 		conf_free(c);
 	}
 	return 0;
