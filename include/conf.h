@@ -116,8 +116,8 @@ struct conf_shadow {
  * range_lo/range_hi are compiled in declared order:
  *   abgate       buckets 0..9999 (the variants' lo/hi)
  *   growthbook   [0, 1): hash(seed, unit, version); [c, c + coverage * w) per variant
- *   unleash      0..total-1: normalizedValue(group_id, unit, total) - 1, total = sum of the
- *                weights in Unleash's per-mille (1000); rollout gates with seed 0 % 100 + 1
+ *   unleash      0..total-1: normalizedValue(group_id, unit, total, variant_seed) - 1, total
+ *                the weights' sum in Unleash's per-mille (1000); rollout gates with seed 0
  *   optimizely   buckets 0..9999 over unit + experiment_id
  *   launchdarkly [0, 1): SHA-1 of key.salt.unit (or seed.unit); weights in 1/100000
  *   statsig      buckets 0..9999: SHA-256(salt.unit) % 10000
@@ -142,6 +142,8 @@ struct conf_hash {
 	double coverage;       /* growthbook share of units in the experiment (default 1) */
 	uint32_t rollout;      /* unleash gradual rollout percentage 0..100 (default 100) */
 	uint32_t total_shards; /* eppo shards (default 10000); unleash: the weights' total, 1000 */
+	uint32_t variant_seed; /* unleash variant hash seed: 86028157 (current clients, default) or
+				  0 (clients before their late-2023 "new variant hashing") */
 };
 
 struct conf_rollout {

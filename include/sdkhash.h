@@ -15,10 +15,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The SDK modes' fixed numbers. */
-#define SDKHASH_UNLEASH_VARIANT_SEED                                                               \
-	0u /* the variant hash seed its client specification's                                     \
-	      variant vectors (08-variants.json) are met with */
+/* The SDK modes' fixed numbers. Unleash's clients hash variants with seed 86028157 since the
+ * releases of late 2023 that announced "new variant hashing" (client specification change 68);
+ * earlier releases used seed 0, as the gradual rollout does. */
+#define SDKHASH_UNLEASH_VARIANT_SEED 86028157u
+#define SDKHASH_UNLEASH_LEGACY_VARIANT_SEED 0u
 #define SDKHASH_OPTIMIZELY_SEED 1u
 #define SDKHASH_OPTIMIZELY_BUCKETS 10000u
 #define SDKHASH_STATSIG_BUCKETS 10000u
@@ -57,18 +58,19 @@ int sdkhash_growthbook_choose(double x, size_t n, const double *lo, const double
 /*
  * Unleash's normalizedValue: murmur3_32(groupId ":" id, seed) % normalizer + 1, so 1..normalizer.
  * The gradual rollout uses seed 0 and normalizer 100 (enabled when the value is at most the
- * rollout percentage); variants use SDKHASH_UNLEASH_VARIANT_SEED and the weights' total.
+ * rollout percentage); variants use SDKHASH_UNLEASH_VARIANT_SEED (or the legacy 0) and the
+ * weights' total.
  */
 uint32_t sdkhash_unleash_normalized(const char *group, size_t group_len, const char *id,
 				    size_t id_len, uint32_t normalizer, uint32_t seed);
 
 /*
  * Unleash's variant choice over weights[0..n): the first variant with a non-zero weight whose
- * running total reaches normalized(group, id, total, variant seed). Returns its index, or -1
- * when the weights sum to 0.
+ * running total reaches normalized(group, id, total, seed). Returns its index, or -1 when the
+ * weights sum to 0.
  */
 int sdkhash_unleash_variant(const char *group, size_t group_len, const char *id, size_t id_len,
-			    const uint32_t *weights, size_t n);
+			    const uint32_t *weights, size_t n, uint32_t seed);
 
 /* Optimizely's bucket value: floor(murmur3_32(bucketing_id experiment_id, 1) * 10000 / 2^32). */
 uint32_t sdkhash_optimizely_bucket(const char *id, size_t id_len, const char *experiment_id,

@@ -1500,7 +1500,8 @@ static int compile_hash(struct ctx *c, const struct node *v, const struct node *
 					    "launchdarkly", "statsig", "eppo", NULL};
 	static const char *const k_abgate[] = {"mode", NULL};
 	static const char *const k_growthbook[] = {"mode", "seed", "version", "coverage", NULL};
-	static const char *const k_unleash[] = {"mode", "group_id", "rollout", NULL};
+	static const char *const k_unleash[] = {"mode", "group_id", "rollout", "variant_hash",
+						NULL};
 	static const char *const k_optimizely[] = {"mode", "experiment_id", NULL};
 	static const char *const k_launchdarkly[] = {"mode", "key", "salt", "seed", NULL};
 	static const char *const k_statsig[] = {"mode", "salt", NULL};
@@ -1557,6 +1558,15 @@ static int compile_hash(struct ctx *c, const struct node *v, const struct node *
 		if ((n = map_get(v, "rollout")) != NULL &&
 		    get_u32(c, n, "hash.rollout", 0, 100, &h->rollout) < 0)
 			return -1;
+		h->variant_seed = SDKHASH_UNLEASH_VARIANT_SEED;
+		if ((n = map_get(v, "variant_hash")) != NULL) {
+			static const char *const kinds[] = {"current", "legacy", NULL};
+			int k;
+			if (get_choice(c, n, "hash.variant_hash", kinds, &k) < 0)
+				return -1;
+			if (k == 1)
+				h->variant_seed = SDKHASH_UNLEASH_LEGACY_VARIANT_SEED;
+		}
 		h->total_shards = 1000;
 		for (size_t i = 0; i < e->nvariants; i++)
 			if (e->variants[i].weight_bp % 10 != 0)

@@ -91,11 +91,11 @@ static const struct conf_variant *sdk_assign(const struct conf_experiment *e, co
 		/* the gradual rollout: enabled when percentage > 0 and mm % 100 + 1 <= percentage */
 		if (h->rollout == 0 || mm % 100 + 1 > h->rollout)
 			return NULL;
-		uint32_t x = SDKHASH_UNLEASH_VARIANT_SEED == 0
+		/* the variant hash: the same murmur3 with the legacy seed 0, else a second one */
+		uint32_t x = h->variant_seed == 0
 				 ? mm % h->total_shards
 				 : sdkhash_unleash_normalized(h->text, h->text_len, unit, len,
-							      h->total_shards,
-							      SDKHASH_UNLEASH_VARIANT_SEED) - 1;
+							      h->total_shards, h->variant_seed) - 1;
 		return contiguous_at(e, x);
 	}
 	case CONF_HASH_OPTIMIZELY:
@@ -141,7 +141,8 @@ static bool same_hash(const struct conf_experiment *a, const struct conf_experim
 	if (x->mode == CONF_HASH_ABGATE)
 		return a->salt_len == b->salt_len && memcmp(a->salt, b->salt, a->salt_len) == 0;
 	return x->text_len == y->text_len && memcmp(x->text, y->text, x->text_len) == 0 &&
-	       x->version == y->version && x->total_shards == y->total_shards;
+	       x->version == y->version && x->total_shards == y->total_shards &&
+	       x->variant_seed == y->variant_seed;
 }
 
 /* The size of the mode's space, for a share of units. */

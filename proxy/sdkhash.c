@@ -247,7 +247,7 @@ uint32_t sdkhash_unleash_normalized(const char *group, size_t group_len, const c
 }
 
 int sdkhash_unleash_variant(const char *group, size_t group_len, const char *id, size_t id_len,
-			    const uint32_t *weights, size_t n)
+			    const uint32_t *weights, size_t n, uint32_t seed)
 {
 	uint32_t total = 0, counter = 0;
 
@@ -255,8 +255,7 @@ int sdkhash_unleash_variant(const char *group, size_t group_len, const char *id,
 		total += weights[i];
 	if (total == 0)
 		return -1;
-	uint32_t target = sdkhash_unleash_normalized(group, group_len, id, id_len, total,
-						     SDKHASH_UNLEASH_VARIANT_SEED);
+	uint32_t target = sdkhash_unleash_normalized(group, group_len, id, id_len, total, seed);
 	for (size_t i = 0; i < n; i++) {
 		if (weights[i] == 0)
 			continue;

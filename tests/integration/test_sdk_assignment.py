@@ -89,14 +89,18 @@ def growthbook(seed, version, coverage, weights, unit):
     return None
 
 
-def unleash(group_id, rollout, weights, unit):
-    """flexibleRollout: normalizedValue(groupId:unit) <= rollout; then the variant whose running
-    weight total (weights out of 1000) reaches normalizedValue(groupId:unit, total)."""
+UNLEASH_VARIANT_SEED = 86028157  # the clients' "new variant hashing" (late 2023); before: 0
+
+
+def unleash(group_id, rollout, weights, unit, variant_seed=UNLEASH_VARIANT_SEED):
+    """flexibleRollout: normalizedValue(groupId:unit, seed 0) <= rollout; then the variant whose
+    running weight total (weights out of 1000) reaches normalizedValue(groupId:unit, total,
+    variant seed)."""
     key = ("%s:%s" % (group_id, unit)).encode()
     if rollout == 0 or murmur3_32(key, 0) % 100 + 1 > rollout:
         return None
     ws = [weight_bp(w) // 10 for w in weights]
-    target = murmur3_32(key, 0) % sum(ws) + 1
+    target = murmur3_32(key, variant_seed) % sum(ws) + 1
     counter = 0
     for i, w in enumerate(ws):
         if w == 0:
@@ -158,6 +162,8 @@ MODES = [
      lambda u: growthbook("growthbook1", 1, 1.0, W3, u)),
     ("unleash", "{mode: unleash, group_id: ranker-flag, rollout: 70}", W3,
      lambda u: unleash("ranker-flag", 70, W3, u)),
+    ("unleash-legacy", "{mode: unleash, group_id: ranker-flag, variant_hash: legacy}", W3,
+     lambda u: unleash("ranker-flag", 100, W3, u, variant_seed=0)),
     ("optimizely", "{mode: optimizely, experiment_id: \"1886780721\"}", W3,
      lambda u: optimizely("1886780721", W3, u)),
     ("launchdarkly", "{mode: launchdarkly, key: ranker-flag, salt: 8f3a}", W3,

@@ -626,6 +626,8 @@ static const struct bad_case {
 		       "    hash: {mode: unleash, group_id: g}\n",
      "t.yaml:9:46: weight 50.05 of variant \"control\" has two decimals: "
      "Unleash variant weights are in tenths of a percent"},
+    {EXP_OK "    hash: {mode: unleash, group_id: g, variant_hash: new}\n",
+     "t.yaml:11:54: hash.variant_hash must be one of current|legacy (got \"new\")"},
     {EXP_OK "    hash: {mode: optimizely}\n",
      "t.yaml:11:11: hash (mode optimizely): missing required key \"experiment_id\""},
     {EXP_OK "    hash: {mode: optimizely, experiment_id: \"\"}\n",

@@ -257,7 +257,8 @@ static void test_assign_growthbook(void)
 
 /* Unleash: the flexible rollout of Unleash/client-specification
  * specifications/10-flexible-rollout-strategy.json gates; variants follow the per-mille weights
- * as sdkhash_unleash_variant (checked against 08-variants.json) chooses them. */
+ * as sdkhash_unleash_variant (checked against the specification's variant files) chooses them,
+ * with the current variant seed or, with variant_hash: legacy, seed 0. */
 static void test_assign_unleash(void)
 {
 	struct conf *c = load_exp("control:50 treatment:50",
@@ -266,16 +267,35 @@ static void test_assign_unleash(void)
 	CHECK(assign(c, "174") >= 0);
 	CHECK_INT(assign(c, "499"), -1);
 	conf_free(c);
-	c = load_exp("a:33.3 b:33.3 c:33.4", "{mode: unleash, group_id: g}");
+	c = load_exp("a:33.3 b:33.3 c:33.4", "{mode: unleash, group_id: g, rollout: 40}");
+	struct conf *l = load_exp("a:33.3 b:33.3 c:33.4",
+				  "{mode: unleash, group_id: g, rollout: 40, variant_hash: legacy}");
 	static const uint32_t w[] = {333, 333, 334};
 	char unit[32];
-	int agree = 0;
+	int agree = 0, in = 0, hits[3] = {0, 0, 0};
 	for (int i = 0; i < 10000; i++) {
 		snprintf(unit, sizeof(unit), "user-%d", i);
-		agree +=
-		    assign(c, unit) == sdkhash_unleash_variant("g", 1, unit, strlen(unit), w, 3);
+		size_t n = strlen(unit);
+		bool on = sdkhash_unleash_normalized("g", 1, unit, n, 100, 0) <= 40;
+		int cur = sdkhash_unleash_variant("g", 1, unit, n, w, 3, SDKHASH_UNLEASH_VARIANT_SEED);
+		int old = sdkhash_unleash_variant("g", 1, unit, n, w, 3,
+						  SDKHASH_UNLEASH_LEGACY_VARIANT_SEED);
+		int got = assign(c, unit);
+		agree += got == (on ? cur : -1) && assign(l, unit) == (on ? old : -1);
+		in += on;
+		if (got >= 0)
+			hits[got]++;
 	}
 	CHECK_INT(agree, 10000);
+	CHECK(in > 3800 && in < 4200);
+	/* the current seed spreads the rollout's units over all three variants evenly */
+	for (int k = 0; k < 3; k++)
+		CHECK(hits[k] > in / 3 - 200 && hits[k] < in / 3 + 200);
+	CHECK_INT(c->experiments[0].hash.variant_seed, 86028157);
+	CHECK_INT(l->experiments[0].hash.variant_seed, 0);
+	conf_free(c);
+	conf_free(l);
+	c = load_exp("a:50 b:50", "{mode: unleash, group_id: g}");
 	CHECK_INT(c->experiments[0].hash.rollout, 100);
 	conf_free(c);
 	c = load_exp("a:50 b:50", "{mode: unleash, group_id: g, rollout: 0}");
@@ -372,6 +392,7 @@ static void test_ramp_moves(void)
 	    NULL,
 	    "{mode: growthbook, seed: s, version: 2}",
 	    "{mode: unleash, group_id: g}",
+	    "{mode: unleash, group_id: g, variant_hash: legacy}",
 	    "{mode: optimizely, experiment_id: \"1\"}",
 	    "{mode: launchdarkly, key: k, salt: s}",
 	    "{mode: statsig, salt: s}",
@@ -396,6 +417,8 @@ static void test_ramp_moves(void)
 	CHECK(strstr(msg, "every unit is assigned afresh") != NULL);
 	CHECK(moves("a:50 b:50", "{mode: growthbook, seed: s}", "a:50 b:50",
 		    "{mode: growthbook, seed: s, version: 2}", msg, sizeof(msg)));
+	CHECK(moves("a:50 b:50", "{mode: unleash, group_id: g}", "a:50 b:50",
+		    "{mode: unleash, group_id: g, variant_hash: legacy}", msg, sizeof(msg)));
 	CHECK(moves("a:50 b:50", "{mode: eppo, salt: s}", "a:50 b:50",
 		    "{mode: eppo, salt: s, total_shards: 100}", msg, sizeof(msg)));
 	/* GrowthBook coverage and the Unleash rollout only move units in or out */

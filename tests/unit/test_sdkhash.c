@@ -154,11 +154,16 @@ static void test_fnv32a(void)
 
 /*
  * Unleash: Unleash/client-specification, specifications/10-flexible-rollout-strategy.json (the
- * gradual rollout: enabled when normalizedValue(groupId, userId) <= rollout) and
- * specifications/08-variants.json (variant choice by the weights, groupId = the feature name).
+ * gradual rollout: enabled when normalizedValue(groupId, userId) <= rollout);
+ * specifications/08-variants.json as stored at commit 0b657999 (variant choice by the weights,
+ * groupId = the feature name), written before the clients' new variant hashing, so with the
+ * legacy seed 0; and specifications/16-strategy-variants.json at commit 0a874cfb (strategy
+ * variants, groupId "a"), which current clients meet with the variant seed 86028157.
  */
 static void test_unleash(void)
 {
+	const uint32_t L = SDKHASH_UNLEASH_LEGACY_VARIANT_SEED, V = SDKHASH_UNLEASH_VARIANT_SEED;
+
 	CHECK(sdkhash_unleash_normalized(S("Feature.flexibleRollout.10"), S("174"), 100, 0) <= 10);
 	CHECK(sdkhash_unleash_normalized(S("Feature.flexibleRollout.10"), S("499"), 100, 0) > 10);
 	CHECK(sdkhash_unleash_normalized(S("Feature.flexibleRollout.userId.55"), S("25"), 100, 0) <=
@@ -168,18 +173,23 @@ static void test_unleash(void)
 
 	static const uint32_t a[] = {1}, b[] = {1, 1}, c[] = {33, 33, 33}, d[] = {1, 49, 50},
 			      od[] = {33, 33, 34};
-	CHECK_INT(sdkhash_unleash_variant(S("Feature.Variants.A"), S("0"), a, 1), 0);
-	CHECK_INT(sdkhash_unleash_variant(S("Feature.Variants.B"), S("2"), b, 2), 0);
-	CHECK_INT(sdkhash_unleash_variant(S("Feature.Variants.B"), S("0"), b, 2), 1);
-	CHECK_INT(sdkhash_unleash_variant(S("Feature.Variants.C"), S("315"), c, 3), 0);
-	CHECK_INT(sdkhash_unleash_variant(S("Feature.Variants.C"), S("320"), c, 3), 1);
-	CHECK_INT(sdkhash_unleash_variant(S("Feature.Variants.C"), S("729"), c, 3), 2);
-	CHECK_INT(sdkhash_unleash_variant(S("Feature.Variants.D"), S("367"), d, 3), 0);
-	CHECK_INT(sdkhash_unleash_variant(S("Feature.Variants.D"), S("31"), d, 3), 1);
-	CHECK_INT(sdkhash_unleash_variant(S("Feature.Variants.D"), S("19"), d, 3), 2);
+	CHECK_INT(sdkhash_unleash_variant(S("Feature.Variants.A"), S("0"), a, 1, L), 0);
+	CHECK_INT(sdkhash_unleash_variant(S("Feature.Variants.B"), S("2"), b, 2, L), 0);
+	CHECK_INT(sdkhash_unleash_variant(S("Feature.Variants.B"), S("0"), b, 2, L), 1);
+	CHECK_INT(sdkhash_unleash_variant(S("Feature.Variants.C"), S("315"), c, 3, L), 0);
+	CHECK_INT(sdkhash_unleash_variant(S("Feature.Variants.C"), S("320"), c, 3, L), 1);
+	CHECK_INT(sdkhash_unleash_variant(S("Feature.Variants.C"), S("729"), c, 3, L), 2);
+	CHECK_INT(sdkhash_unleash_variant(S("Feature.Variants.D"), S("367"), d, 3, L), 0);
+	CHECK_INT(sdkhash_unleash_variant(S("Feature.Variants.D"), S("31"), d, 3, L), 1);
+	CHECK_INT(sdkhash_unleash_variant(S("Feature.Variants.D"), S("19"), d, 3, L), 2);
 	/* user 82 of Feature.Variants.override.D has no override: hashed to variant2 */
-	CHECK_INT(sdkhash_unleash_variant(S("Feature.Variants.override.D"), S("82"), od, 3), 1);
-	CHECK_INT(sdkhash_unleash_variant(S("x"), S("1"), (const uint32_t[]){0, 0}, 2), -1);
+	CHECK_INT(sdkhash_unleash_variant(S("Feature.Variants.override.D"), S("82"), od, 3, L), 1);
+	CHECK_INT(sdkhash_unleash_variant(S("x"), S("1"), (const uint32_t[]){0, 0}, 2, L), -1);
+	/* 16-strategy-variants.json: Feature.strategy.multiple.variants and .numeric.variants */
+	CHECK_INT(sdkhash_unleash_variant(S("a"), S("5"), b, 2, V), 0);
+	CHECK_INT(sdkhash_unleash_variant(S("a"), S("0"), b, 2, V), 1);
+	CHECK_INT(sdkhash_unleash_variant(S("a"), S("0"), a, 1, V), 0);
+	CHECK_INT(V, 86028157);
 }
 
 /*
