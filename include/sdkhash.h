@@ -101,4 +101,11 @@ uint64_t sdkhash_statsig(const void *a, size_t alen, const void *b, size_t blen,
 uint32_t sdkhash_eppo_shard(const void *a, size_t alen, const void *b, size_t blen, const void *c,
 			    size_t clen, uint32_t total_shards);
 
+/*
+ * Whether OpenSSL computes the digest name ("SHA1", "SHA256" or "MD5") here, checked against
+ * the digest of the empty input. conf refuses a mode whose digest is missing (a FIPS-only
+ * provider has no MD5, for one) rather than assigning every unit the same bucket.
+ */
+bool sdkhash_digest_works(const char *name);
+
 #endif

@@ -1636,6 +1636,13 @@ static int compile_hash(struct ctx *c, const struct node *v, const struct node *
 		break;
 	}
 
+	static const char *const digest_of[] = {NULL,	  NULL,	    NULL,  NULL,
+						 "SHA1", "SHA256", "MD5"};
+	if (digest_of[h->mode] != NULL && !sdkhash_digest_works(digest_of[h->mode]))
+		return fail(c, map_get(v, "mode"),
+			    "hash mode %s needs %s, which this OpenSSL does not provide",
+			    modes[h->mode], digest_of[h->mode]);
+
 	/* the ranges, declared order, each mode's own arithmetic */
 	double glo[MAX_VARIANTS], ghi[MAX_VARIANTS], gw[MAX_VARIANTS];
 	double ld_sum = 0;

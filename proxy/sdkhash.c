@@ -179,6 +179,26 @@ static inline uint64_t be64(const unsigned char *p)
 	return v;
 }
 
+bool sdkhash_digest_works(const char *name)
+{
+	static const struct {
+		const char *name;
+		const EVP_MD **md;
+		uint64_t empty; /* the first 8 bytes of the digest of "" */
+	} known[] = {
+	    {"SHA1", &md_sha1, 0xda39a3ee5e6b4b0dull},
+	    {"SHA256", &md_sha256, 0xe3b0c44298fc1c14ull},
+	    {"MD5", &md_md5, 0xd41d8cd98f00b204ull},
+	};
+	unsigned char md[EVP_MAX_MD_SIZE];
+
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (strcmp(name, known[i].name) == 0)
+			return digest3(known[i].md, "", 0, NULL, 0, NULL, 0, md) &&
+			       be64(md) == known[i].empty;
+	return false;
+}
+
 /* ---- GrowthBook ----------------------------------------------------------------------------- */
 
 double sdkhash_growthbook(int version, const char *seed, size_t seed_len, const char *value,

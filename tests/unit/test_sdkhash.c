@@ -255,8 +255,18 @@ static void test_eppo(void)
 	CHECK_INT(sdkhash_eppo_shard(S("test"), S("-"), S("input"), 10000), 5619);
 }
 
+/* The digests the modes need are there (conf refuses a mode whose digest is not). */
+static void test_digests(void)
+{
+	CHECK(sdkhash_digest_works("SHA1"));
+	CHECK(sdkhash_digest_works("SHA256"));
+	CHECK(sdkhash_digest_works("MD5"));
+	CHECK(!sdkhash_digest_works("SHA512"));
+}
+
 int main(void)
 {
+	test_digests();
 	test_growthbook_hash();
 	test_growthbook_ranges();
 	test_murmur3();
