@@ -176,8 +176,9 @@ VARIANTS = ["control", "t1", "t2"]
 BACKEND_OF = {"control": "model-a", "t1": "model-b", "t2": "model-a"}
 
 
-def config_text(outcomes, a, b, weights_of=None):
-    y = [YAML_FRONT.rstrip("\n"), "log:", "  error: stderr", "  outcomes: %s" % outcomes,
+def config_text(outcomes, a, b, weights_of=None, workers=1):
+    y = [YAML_FRONT.rstrip("\n"), "workers: %d" % workers, "log:", "  error: stderr",
+         "  outcomes: %s" % outcomes,
          "backends:", "  model-a:", "    servers: [%s]" % a, "  model-b:",
          "    servers: [%s]" % b, "experiments:"]
     for name, hash_map, weights, _ in MODES:
@@ -202,10 +203,10 @@ def expected(name, ref, unit):
     return (VARIANTS[0], False) if i is None else (VARIANTS[i], True)
 
 
-def start(procs, models, yaml_config, tmp_path):
+def start(procs, models, yaml_config, tmp_path, workers=1):
     a, b = models
     outcomes = str(tmp_path / "outcomes.jsonl")
-    cfg = yaml_config(config_text(outcomes, a.addr, b.addr), outcomes=outcomes)
+    cfg = yaml_config(config_text(outcomes, a.addr, b.addr, workers=workers), outcomes=outcomes)
     return procs.proxy(cfg), cfg, outcomes, a, b
 
 
@@ -240,6 +241,18 @@ def test_10000_users_per_mode_get_their_sdks_variant(procs, models, yaml_config,
             assert 2500 < out < 3500, out   # rollout 70
         else:
             assert out == 0
+
+
+def test_every_worker_assigns_alike(procs, models, yaml_config, tmp_path):
+    # each worker thread keeps its own digest context: four workers, many connections
+    proxy, _, _, _, _ = start(procs, models, yaml_config, tmp_path, workers=4)
+    users = USERS[:3000]
+    for name, _, _, ref in MODES:
+        resps = parallel_pipelined(proxy.port,
+                                   [user_request(u, path="/m/%s/p" % name) for u in users],
+                                   nconns=16, batch=50)
+        for u, r in zip(users, resps):
+            assert r.header("X-Abgate-Variant") == expected(name, ref, u)[0], (name, u, r)
 
 
 def test_units_outside_the_mode_are_logged_unrandomised(procs, models, yaml_config, tmp_path):
