@@ -8,8 +8,10 @@ variants says so."""
 
 import hashlib
 import json
+import subprocess
 
-from harness import YAML_FRONT, parallel_pipelined, user_request, variant_for, weight_bp
+from harness import (ABGATE_BIN, YAML_FRONT, parallel_pipelined, user_request, variant_for,
+                     weight_bp)
 
 USERS = ["user-%05d" % i for i in range(10000)]
 M32 = 0xFFFFFFFF
@@ -320,3 +322,30 @@ def test_reload_warns_when_weights_move_users_between_variants(procs, models, ya
                                             for u in USERS[:2000]], nconns=2, batch=200)
     for u, r in zip(USERS, resps):
         assert r.header("X-Abgate-Variant") == VARIANTS[optimizely("1886780721", w, u)], r
+
+
+def test_check_validates_hash_and_compares_with_previous(tmp_path):
+    old = tmp_path / "old.yaml"
+    new = tmp_path / "new.yaml"
+    text = config_text(str(tmp_path / "o.jsonl"), "127.0.0.1:9", "127.0.0.1:10")
+    text = text.replace("@PORT@", "18080").replace("@ADMIN@", "19901")
+    old.write_text(text)
+    new.write_text(text.replace("{mode: statsig, salt: 4fRZ2e}", "{mode: statsig, salt: new}"))
+    r = subprocess.run([ABGATE_BIN, "check", "-c", str(new), "--previous", str(old)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r
+    assert r.stderr == ("%s: warning: experiment statsig: the hash's terms change (mode, salt, "
+                        "seed, key or shards): every unit is assigned afresh, and units move "
+                        "between all the variants\n" % new), r.stderr
+    r = subprocess.run([ABGATE_BIN, "check", "-c", str(old), "--previous", str(old)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and r.stderr == "", r
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace("{mode: eppo, salt: ranker-split, total_shards: 10000}",
+                                "{mode: eppo, salt: ranker-split, shards: 10000}"))
+    r = subprocess.run([ABGATE_BIN, "check", "-c", str(bad)], capture_output=True, text=True)
+    assert r.returncode == 1
+    line = next(i for i, l in enumerate(text.splitlines(), 1) if "mode: eppo" in l)
+    assert r.stderr.startswith("%s:%d:" % (bad, line)), r.stderr
+    assert 'unknown key "shards" in hash (mode eppo) (allowed: mode, salt, total_shards)' \
+        in r.stderr, r.stderr
