@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
 
 #include "sdkhash.h"
@@ -149,26 +150,27 @@ static bool digest3(const EVP_MD **which, const void *a, size_t alen, const void
 {
 	EVP_MD_CTX *ctx;
 
-	memset(out, 0, EVP_MAX_MD_SIZE);
 	pthread_once(&md_once, md_init);
 	if (*which == NULL)
-		return false;
+		goto fail;
 	if ((ctx = pthread_getspecific(md_key)) == NULL) {
 		if ((ctx = EVP_MD_CTX_new()) == NULL)
-			return false;
+			goto fail;
 		if (pthread_setspecific(md_key, ctx) != 0) {
 			EVP_MD_CTX_free(ctx);
-			return false;
+			goto fail;
 		}
 	}
-	if (EVP_DigestInit_ex2(ctx, *which, NULL) != 1 || EVP_DigestUpdate(ctx, a, alen) != 1 ||
-	    (blen > 0 && EVP_DigestUpdate(ctx, b, blen) != 1) ||
-	    (clen > 0 && EVP_DigestUpdate(ctx, c, clen) != 1) ||
-	    EVP_DigestFinal_ex(ctx, out, NULL) != 1) {
-		memset(out, 0, EVP_MAX_MD_SIZE);
-		return false;
-	}
-	return true;
+	if (EVP_DigestInit_ex2(ctx, *which, NULL) == 1 && EVP_DigestUpdate(ctx, a, alen) == 1 &&
+	    (blen == 0 || EVP_DigestUpdate(ctx, b, blen) == 1) &&
+	    (clen == 0 || EVP_DigestUpdate(ctx, c, clen) == 1) &&
+	    EVP_DigestFinal_ex(ctx, out, NULL) == 1)
+		return true;
+fail:
+	/* nothing else reads OpenSSL's error queue on this thread: leave it empty for TLS */
+	ERR_clear_error();
+	memset(out, 0, EVP_MAX_MD_SIZE);
+	return false;
 }
 
 static inline uint64_t be64(const unsigned char *p)
