@@ -167,7 +167,7 @@ static bool digest3(const EVP_MD **which, const void *a, size_t alen, const void
 	    EVP_DigestFinal_ex(ctx, out, NULL) == 1)
 		return true;
 fail:
-	/* nothing else reads OpenSSL's error queue on this thread: leave it empty for TLS */
+	/* the TLS module reads this thread's OpenSSL error queue: leave nothing of ours in it */
 	ERR_clear_error();
 	memset(out, 0, EVP_MAX_MD_SIZE);
 	return false;
