@@ -19,7 +19,7 @@ MAIN_OBJ := $(B)/obj/proxy/main.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
-.PHONY: all run test unit integration asan fuzz bench bench-report install clean deps help
+.PHONY: all run test unit integration asan fuzz bench bench-report bench-router install clean deps help
 all: $(B)/abgate
 
 help:
@@ -77,6 +77,13 @@ bench: $(B)/abgate
 bench-report: $(B)/abgate
 	@bash scripts/deps.sh bench
 	@/usr/bin/python3 scripts/bench-report $(BENCH_ARGS)
+
+# The request path's assignment cost per hash mode (tests/bench/bench_router.c).
+bench-router: $(B)/bench_router
+	@$(B)/bench_router $(BENCH_ARGS)
+
+$(B)/bench_router: $(B)/obj/tests/bench/bench_router.o $(B)/libabgate.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 install: $(B)/abgate
 	install -d $(DESTDIR)$(PREFIX)/bin

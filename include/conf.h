@@ -73,7 +73,9 @@ struct conf_variant {
 	size_t name_len;
 	struct conf_backend *backend; /* (ref) */
 	uint32_t weight_bp;           /* basis points, 0..10000 */
-	uint32_t lo, hi;              /* bucket range [lo, hi) */
+	uint32_t lo, hi;              /* bucket range [lo, hi) (hash mode abgate) */
+	double range_lo, range_hi;    /* the variant's range [lo, hi) in the hash mode's own
+					 space (see struct conf_hash); empty for weight 0 */
 	int id;                       /* process-wide (experiment, variant) id, set by
 					 live_register_conf() after load */
 };
@@ -106,6 +108,42 @@ struct conf_shadow {
 	double percent;
 	char *compare_json_field;     /* NULL: compare status and body only */
 	double compare_tolerance;
+};
+
+/*
+ * How units are assigned to variants: abgate's own hash (the default) or an experimentation
+ * SDK's, so the proxy agrees with the application's SDK. Each mode's space, in which the variants'
+ * range_lo/range_hi are compiled in declared order:
+ *   abgate       buckets 0..9999 (the variants' lo/hi)
+ *   growthbook   [0, 1): hash(seed, unit, version); [c, c + coverage * w) per variant
+ *   unleash      0..total-1: normalizedValue(group_id, unit, total, variant_seed) - 1, total
+ *                the weights' sum in Unleash's per-mille (1000); rollout gates with seed 0
+ *   optimizely   buckets 0..9999 over unit + experiment_id
+ *   launchdarkly [0, 1): SHA-1 of key.salt.unit (or seed.unit); weights in 1/100000
+ *   statsig      buckets 0..9999: SHA-256(salt.unit) % 10000
+ *   eppo         shards 0..total_shards-1: MD5(salt-unit) % total_shards
+ */
+enum conf_hash_mode {
+	CONF_HASH_ABGATE,
+	CONF_HASH_GROWTHBOOK,
+	CONF_HASH_UNLEASH,
+	CONF_HASH_OPTIMIZELY,
+	CONF_HASH_LAUNCHDARKLY,
+	CONF_HASH_STATSIG,
+	CONF_HASH_EPPO,
+};
+
+struct conf_hash {
+	enum conf_hash_mode mode;
+	char *text;            /* the SDK's key, seed or salt string (see below); NULL in abgate */
+	size_t text_len;       /* growthbook seed, unleash group_id, optimizely experiment_id,
+				  launchdarkly "key.salt" or "seed", statsig salt, eppo salt */
+	int version;           /* growthbook hash version, 1 or 2 (default 1, as the SDK) */
+	double coverage;       /* growthbook share of units in the experiment (default 1) */
+	uint32_t rollout;      /* unleash gradual rollout percentage 0..100 (default 100) */
+	uint32_t total_shards; /* eppo shards (default 10000); unleash: the weights' total, 1000 */
+	uint32_t variant_seed; /* unleash variant hash seed: 86028157 (current clients, default) or
+				  0 (clients before their late-2023 "new variant hashing") */
 };
 
 struct conf_rollout {
@@ -141,6 +179,7 @@ struct conf_experiment {
 	struct conf_decision decision;
 	struct conf_shadow shadow;
 	struct conf_rollout rollout;
+	struct conf_hash hash;   /* the assignment mode; router_assign() reads it */
 	int line; /* where the experiment starts in the file */
 	struct rollout_rt *rt; /* (ref) the running rollout's state, set by rollout_apply();
 				  NULL without a rollout */

@@ -15,6 +15,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -28,6 +29,7 @@
 #include "conf.h"
 #include "log.h"
 #include "outlog.h"
+#include "sdkhash.h"
 
 #define MAX_FILE_BYTES (16u << 20)
 #define MAX_DEPTH 32
@@ -39,6 +41,7 @@
 #define MAX_METRICS 64
 #define MAX_STEPS 100
 #define MAX_NAME 64
+#define MAX_HASH_TEXT 256
 #define DAY_MS 86400000u
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1455,12 +1458,239 @@ static int compile_rollout(struct ctx *c, const struct node *key, const struct n
 	return 0;
 }
 
+/* The SDK's key, seed or salt: a non-empty scalar of at most MAX_HASH_TEXT bytes, copied into
+ * h->text (owned by the generation). */
+static int get_hash_text(struct ctx *c, const struct node *n, const char *what,
+			 struct conf_hash *h)
+{
+	if (get_string(c, n, what, &h->text) < 0)
+		return -1;
+	h->text_len = strlen(h->text);
+	if (h->text_len > MAX_HASH_TEXT)
+		return fail(c, n, "%s is longer than %d bytes", what, MAX_HASH_TEXT);
+	return 0;
+}
+
+/* A signed decimal integer that fits 32 bits (LaunchDarkly rollout seeds). */
+static int get_i32(struct ctx *c, const struct node *n, const char *what, int64_t *out)
+{
+	if (n->kind != NODE_SCALAR || !n->plain || is_null(n))
+		return fail_type(c, n, what, "an integer");
+	const char *s = n->str + (n->str[0] == '-' || n->str[0] == '+');
+	size_t digits = strspn(s, "0123456789");
+	if (digits == 0 || s[digits] != '\0')
+		return fail_type(c, n, what, "an integer");
+	long long v = digits > 12 ? LLONG_MAX : strtoll(n->str, NULL, 10);
+	if (v < INT32_MIN || v > INT32_MAX)
+		return fail(c, n, "%s must be between %d and %d (got %s)", what, INT32_MIN,
+			    INT32_MAX, n->str);
+	*out = v;
+	return 0;
+}
+
+/*
+ * hash: {mode: ..., SDK keys}. Compiles each variant's range in the mode's space (see conf.h)
+ * from the weights already compiled, in declared order as the SDKs lay them out. variants is the
+ * experiment's variants list, for messages about one weight.
+ */
+static int compile_hash(struct ctx *c, const struct node *v, const struct node *variants,
+			struct conf_experiment *e)
+{
+	static const char *const modes[] = {"abgate", "growthbook", "unleash", "optimizely",
+					    "launchdarkly", "statsig", "eppo", NULL};
+	static const char *const k_abgate[] = {"mode", NULL};
+	static const char *const k_growthbook[] = {"mode", "seed", "version", "coverage", NULL};
+	static const char *const k_unleash[] = {"mode", "group_id", "rollout", "variant_hash",
+						NULL};
+	static const char *const k_optimizely[] = {"mode", "experiment_id", NULL};
+	static const char *const k_launchdarkly[] = {"mode", "key", "salt", "seed", NULL};
+	static const char *const k_statsig[] = {"mode", "salt", NULL};
+	static const char *const k_eppo[] = {"mode", "salt", "total_shards", NULL};
+	static const char *const *const keys[] = {k_abgate,	  k_growthbook, k_unleash,
+						  k_optimizely,	  k_launchdarkly, k_statsig,
+						  k_eppo};
+	struct conf_hash *h = &e->hash;
+	const struct node *n, *mode;
+	int mi;
+
+	h->version = 1;
+	h->coverage = 1;
+	h->rollout = 100;
+	h->total_shards = CONF_BUCKETS;
+	if (v != NULL) {
+		if (v->kind != NODE_MAP)
+			return fail_type(c, v, "hash", "a mapping");
+		if (map_need(c, v, "mode", "hash", &mode) < 0 ||
+		    get_choice(c, mode, "hash.mode", modes, &mi) < 0)
+			return -1;
+		h->mode = (enum conf_hash_mode)mi;
+		char what[40];
+		snprintf(what, sizeof(what), "hash (mode %s)", modes[mi]);
+		if (check_keys(c, v, what, keys[mi]) < 0)
+			return -1;
+	}
+	switch (h->mode) {
+	case CONF_HASH_ABGATE:
+		break;
+	case CONF_HASH_GROWTHBOOK:
+		if ((n = map_get(v, "seed")) != NULL) {
+			if (get_hash_text(c, n, "hash.seed", h) < 0)
+				return -1;
+		} else if ((h->text = strdup(e->name)) == NULL) {
+			return oom(c);
+		} else {
+			h->text_len = strlen(h->text); /* GrowthBook's default: the key */
+		}
+		if ((n = map_get(v, "version")) != NULL) {
+			uint32_t ver;
+			if (get_u32(c, n, "hash.version", 1, 2, &ver) < 0)
+				return -1;
+			h->version = (int)ver;
+		}
+		if ((n = map_get(v, "coverage")) != NULL &&
+		    get_double_in(c, n, "hash.coverage", 0, false, 1, false, &h->coverage) < 0)
+			return -1;
+		break;
+	case CONF_HASH_UNLEASH:
+		if (map_need(c, v, "group_id", "hash (mode unleash)", &n) < 0 ||
+		    get_hash_text(c, n, "hash.group_id", h) < 0)
+			return -1;
+		if ((n = map_get(v, "rollout")) != NULL &&
+		    get_u32(c, n, "hash.rollout", 0, 100, &h->rollout) < 0)
+			return -1;
+		h->variant_seed = SDKHASH_UNLEASH_VARIANT_SEED;
+		if ((n = map_get(v, "variant_hash")) != NULL) {
+			static const char *const kinds[] = {"current", "legacy", NULL};
+			int k;
+			if (get_choice(c, n, "hash.variant_hash", kinds, &k) < 0)
+				return -1;
+			if (k == 1)
+				h->variant_seed = SDKHASH_UNLEASH_LEGACY_VARIANT_SEED;
+		}
+		h->total_shards = 1000;
+		for (size_t i = 0; i < e->nvariants; i++)
+			if (e->variants[i].weight_bp % 10 != 0)
+				return fail(c, map_get(variants->kids[i], "weight"),
+					    "weight %s of variant \"%s\" has two decimals: Unleash "
+					    "variant weights are in tenths of a percent",
+					    map_get(variants->kids[i], "weight")->str,
+					    e->variants[i].name);
+		break;
+	case CONF_HASH_OPTIMIZELY:
+		if (map_need(c, v, "experiment_id", "hash (mode optimizely)", &n) < 0 ||
+		    get_hash_text(c, n, "hash.experiment_id", h) < 0)
+			return -1;
+		break;
+	case CONF_HASH_LAUNCHDARKLY: {
+		const struct node *key = map_get(v, "key"), *salt = map_get(v, "salt");
+		const char *ks = NULL, *ss = NULL;
+		int64_t seed = 0;
+		bool has_seed = (n = map_get(v, "seed")) != NULL;
+		if (has_seed && get_i32(c, n, "hash.seed", &seed) < 0)
+			return -1;
+		if (!has_seed && key == NULL)
+			return fail(c, v, "hash (mode launchdarkly): missing required key \"key\" "
+					  "(the flag key; or give the rollout's \"seed\")");
+		if (!has_seed && salt == NULL)
+			return fail(c, v, "hash (mode launchdarkly): missing required key \"salt\" "
+					  "(the flag's salt; or give the rollout's \"seed\")");
+		if (has_seed && (key != NULL || salt != NULL))
+			return fail(c, key != NULL ? key : salt,
+				    "hash.seed replaces key and salt in LaunchDarkly's bucketing: give "
+				    "either seed or key and salt");
+		if (key != NULL && (get_text(c, key, "hash.key", &ks) < 0 ||
+				    get_text(c, salt, "hash.salt", &ss) < 0))
+			return -1;
+		if (key != NULL && (strlen(ks) > MAX_HASH_TEXT || strlen(ss) > MAX_HASH_TEXT))
+			return fail(c, strlen(ks) > MAX_HASH_TEXT ? key : salt,
+				    "hash.%s is longer than %d bytes",
+				    strlen(ks) > MAX_HASH_TEXT ? "key" : "salt", MAX_HASH_TEXT);
+		if (key != NULL && ks[0] == '\0')
+			return fail(c, key, "hash.key must not be empty");
+		char buf[2 * MAX_HASH_TEXT + 2];
+		int len = sdkhash_launchdarkly_prefix(ks, ss, has_seed, seed, buf, sizeof(buf));
+		if (len < 0 || (h->text = strdup(buf)) == NULL)
+			return oom(c);
+		h->text_len = (size_t)len;
+		break;
+	}
+	case CONF_HASH_STATSIG:
+		if (map_need(c, v, "salt", "hash (mode statsig)", &n) < 0 ||
+		    get_hash_text(c, n, "hash.salt", h) < 0)
+			return -1;
+		break;
+	case CONF_HASH_EPPO:
+		if (map_need(c, v, "salt", "hash (mode eppo)", &n) < 0 ||
+		    get_hash_text(c, n, "hash.salt", h) < 0)
+			return -1;
+		if ((n = map_get(v, "total_shards")) != NULL &&
+		    get_u32(c, n, "hash.total_shards", 1, 1000000000u, &h->total_shards) < 0)
+			return -1;
+		for (size_t i = 0, cum = 0; i < e->nvariants; i++) {
+			cum += e->variants[i].weight_bp;
+			if ((uint64_t)cum * h->total_shards % CONF_BUCKETS != 0)
+				return fail(c, n != NULL ? n : v, "hash.total_shards %u does not split the weights into "
+						  "whole shards (variant \"%s\" ends at %.2f%%)",
+					    h->total_shards, e->variants[i].name, cum / 100.0);
+		}
+		break;
+	}
+
+	static const char *const digest_of[] = {NULL,	  NULL,	    NULL,  NULL,
+						 "SHA1", "SHA256", "MD5"};
+	if (digest_of[h->mode] != NULL && !sdkhash_digest_works(digest_of[h->mode]))
+		return fail(c, map_get(v, "mode"),
+			    "hash mode %s needs %s, which this OpenSSL does not provide",
+			    modes[h->mode], digest_of[h->mode]);
+
+	/* the ranges, declared order, each mode's own arithmetic */
+	double glo[MAX_VARIANTS], ghi[MAX_VARIANTS], gw[MAX_VARIANTS];
+	double ld_sum = 0;
+	uint64_t cum = 0;
+	if (h->mode == CONF_HASH_GROWTHBOOK) {
+		for (size_t i = 0; i < e->nvariants; i++)
+			gw[i] = e->variants[i].weight_bp / 10000.0;
+		sdkhash_growthbook_ranges(e->nvariants, h->coverage, gw, e->nvariants, glo, ghi);
+	}
+	for (size_t i = 0; i < e->nvariants; i++) {
+		struct conf_variant *var = &e->variants[i];
+		uint64_t lo = cum;
+		cum += var->weight_bp;
+		switch (h->mode) {
+		case CONF_HASH_GROWTHBOOK:
+			var->range_lo = glo[i];
+			var->range_hi = ghi[i];
+			break;
+		case CONF_HASH_UNLEASH:
+			var->range_lo = (double)(lo / 10);
+			var->range_hi = (double)(cum / 10);
+			break;
+		case CONF_HASH_LAUNCHDARKLY:
+			/* LaunchDarkly sums weight / 100000.0 as it goes */
+			var->range_lo = ld_sum;
+			ld_sum += (double)(var->weight_bp * 10) / 100000.0;
+			var->range_hi = ld_sum;
+			break;
+		case CONF_HASH_EPPO:
+			var->range_lo = (double)(lo * h->total_shards / CONF_BUCKETS);
+			var->range_hi = (double)(cum * h->total_shards / CONF_BUCKETS);
+			break;
+		default:
+			var->range_lo = (double)lo;
+			var->range_hi = (double)cum;
+			break;
+		}
+	}
+	return 0;
+}
+
 static int compile_experiment(struct ctx *c, const struct node *m, const struct conf *conf,
 			      struct conf_experiment *e, size_t index)
 {
 	static const char *const keys[] = {
 	    "name",	"match",  "unit",    "fallback", "fallback_cookie", "salt", "allow_force",
-	    "variants", "shadow", "metrics", "decision", "rollout",	    NULL};
+	    "variants", "shadow", "metrics", "decision", "rollout",	    "hash",
+	    NULL};
 	static const char *const fallbacks[] = {"control", "client_ip", "random", "cookie", NULL};
 	const struct node *name, *unit, *variants, *n;
 
@@ -1512,12 +1742,23 @@ static int compile_experiment(struct ctx *c, const struct node *m, const struct 
 	if (map_need(c, m, "variants", "experiment", &variants) < 0 ||
 	    compile_variants(c, map_keynode(m, "variants"), variants, conf, e) < 0)
 		return -1;
+	if (compile_hash(c, map_get(m, "hash"), variants, e) < 0)
+		return -1;
+	if (e->hash.mode != CONF_HASH_ABGATE && map_get(m, "salt") != NULL)
+		return fail(c, map_keynode(m, "salt"),
+			    "salt belongs to hash mode abgate; hash mode %s takes its SDK's seed, salt or "
+			    "key inside hash",
+			    map_get(map_get(m, "hash"), "mode")->str);
 	if ((n = map_get(m, "shadow")) != NULL && compile_shadow(c, n, conf, e) < 0)
 		return -1;
 	if ((n = map_get(m, "metrics")) != NULL && compile_metrics(c, n, e) < 0)
 		return -1;
 	if ((n = map_get(m, "decision")) != NULL && compile_decision(c, n, &e->decision) < 0)
 		return -1;
+	if ((n = map_get(m, "rollout")) != NULL && e->hash.mode != CONF_HASH_ABGATE)
+		return fail(c, map_keynode(m, "rollout"),
+			    "rollout needs hash mode abgate: the application's SDK would not follow "
+			    "the proxy's steps (ramp the weights in the SDK and here, and reload)");
 	if ((n = map_get(m, "rollout")) != NULL &&
 	    compile_rollout(c, map_keynode(m, "rollout"), n, e) < 0)
 		return -1;
@@ -1782,6 +2023,7 @@ static void experiment_free(struct conf_experiment *e)
 	free(e->shadow.compare_json_field);
 	free(e->rollout.steps);
 	free(e->rollout.state_file);
+	free(e->hash.text);
 }
 
 void conf_free(struct conf *c)

@@ -9,23 +9,34 @@
 #include "demo.h"
 #include "power.h"
 #include "report.h"
+#include "router.h"
 #include "server.h"
 #include "tls.h"
 
 #define ABGATE_VERSION "0.1.0"
 
+static void warn_ramp(void *arg, const struct conf_experiment *e, const char *msg)
+{
+	fprintf(stderr, "%s: warning: experiment %s: %s\n", *(const char **)arg, e->name, msg);
+}
+
 static int check_main(int argc, char **argv)
 {
-	const char *path = NULL;
+	const char *path = NULL, *previous = NULL;
 	char err[1024];
 	struct conf *c;
 
 	for (int i = 1; i < argc; i++) {
 		if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
 			path = argv[++i];
+		} else if (strcmp(argv[i], "--previous") == 0 && i + 1 < argc) {
+			previous = argv[++i];
 		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-			printf("usage: abgate check -c FILE\n"
-			       "  Validates FILE; exit 0, or print FILE:LINE:COL: message and exit 1.\n");
+			printf("usage: abgate check -c FILE [--previous OLD]\n"
+			       "  Validates FILE; exit 0, or print FILE:LINE:COL: message and exit 1.\n"
+			       "  With --previous, also warns (on stderr, still exit 0) for each\n"
+			       "  experiment whose change from OLD moves users between variants other\n"
+			       "  than from one that shrinks into one that grows.\n");
 			return 0;
 		} else {
 			fprintf(stderr, "abgate check: unexpected argument '%s'\n", argv[i]);
@@ -44,6 +55,16 @@ static int check_main(int argc, char **argv)
 		fprintf(stderr, "%s\n", err);
 		conf_free(c);
 		return 1;
+	}
+	if (previous != NULL) {
+		struct conf *was;
+		if (conf_load(previous, &was, err, sizeof(err)) < 0) {
+			fprintf(stderr, "%s\n", err);
+			conf_free(c);
+			return 1;
+		}
+		router_ramp_check(was, c, warn_ramp, &path);
+		conf_free(was);
 	}
 	printf("%s: ok (%zu backend(s), %zu experiment(s))\n", path, c->nbackends, c->nexperiments);
 	conf_free(c);

@@ -130,8 +130,15 @@ static int check_outcome(const struct conf *c, const cJSON *o, struct outcome *p
 		}
 	}
 	if (unit != NULL && unit[0] != '\0') {
-		uint32_t b = router_bucket(p->e->salt, strlen(p->e->salt), unit, strlen(unit));
-		p->v = router_variant_at(p->e, b);
+		uint64_t h;
+		/* the data path's own assignment, so the two cannot disagree */
+		if ((p->v = router_assign(p->e, unit, strlen(unit), &h)) == NULL) {
+			snprintf(err, errlen,
+				 "unit '%.64s' is outside experiment '%s' (its hash mode's coverage or "
+				 "rollout): it was served the control without being randomised",
+				 unit, exp);
+			return -1;
+		}
 		return 0;
 	}
 	snprintf(err, errlen, rid != NULL ? "request id '%.64s' is not a recent request of '%s' and "

@@ -443,8 +443,8 @@ static void record_request(struct session *s, uint64_t now)
 	r.exp_len = s->exp->name_len;
 	r.variant = s->variant->name;
 	r.variant_len = s->variant->name_len;
-	r.unit = s->unit_len ? s->unit : NULL;
-	r.unit_len = s->unit_len;
+	r.unit = s->unit_hash != 0 ? s->unit : NULL; /* 0: not randomised */
+	r.unit_len = s->unit_hash != 0 ? s->unit_len : 0;
 	r.rid = s->rid;
 	r.rid_len = s->rid_len;
 	r.status = s->status;
@@ -664,17 +664,15 @@ static void assign_variant(struct session *s, const struct conf_experiment *e,
 		}
 	}
 	set_unit(s, unit, ulen);
-	s->unit_hash = router_unit_hash(e->salt, e->salt_len, unit, ulen);
-	if (s->forced)
-		return;
-	uint32_t bucket = (uint32_t)(s->unit_hash % CONF_BUCKETS);
-	if (e->rt != NULL) {
-		/* a rollout's canary owns the top canary_bp buckets */
-		uint32_t canary = atomic_load_explicit(&e->rt->canary_bp, memory_order_relaxed);
-		s->variant = &e->variants[bucket >= CONF_BUCKETS - canary ? 1 : 0];
-	} else {
-		s->variant = router_variant_at(e, bucket);
+	const struct conf_variant *v = router_assign(e, unit, ulen, &s->unit_hash);
+	if (v == NULL) {
+		/* outside the SDK's coverage or rollout: the control, logged as not randomised (the
+		 * unit stays for a cookie to set) */
+		s->unit_hash = 0;
+		v = &e->variants[0];
 	}
+	if (!s->forced)
+		s->variant = v;
 }
 
 /* Writes the request head for the upstream into uout (see fwd.h). Returns false when it does

@@ -27,6 +27,7 @@
 #include "net.h"
 #include "outlog.h"
 #include "rollout.h"
+#include "router.h"
 #include "server.h"
 #include "tls.h"
 #include "upstream.h"
@@ -187,6 +188,11 @@ static bool same_listeners(const struct conf *a, const struct conf *b)
 	return true;
 }
 
+static void warn_ramp(void *arg, const struct conf_experiment *e, const char *msg)
+{
+	log_warnx("reload: experiment %s: %s", e->name, msg);
+}
+
 int server_reload(char *err, size_t errlen)
 {
 	struct conf *n = NULL;
@@ -230,6 +236,7 @@ int server_reload(char *err, size_t errlen)
 		log_warnx("reload: log file paths change only with a restart");
 	if (old->log_max_pending != n->log_max_pending)
 		log_warnx("reload: log.max_pending_bytes changes only with a restart");
+	router_ramp_check(old, n, warn_ramp, NULL);
 	conf_unref(old);
 	if (rollout_apply(n) < 0) {
 		snprintf(err, errlen, "%s: cannot set up the rollouts (out of memory)", srv.conf_path);

@@ -4,7 +4,8 @@
  *
  * Input: a YAML document, as is. A document that loads must compile into a generation that
  * holds together (bucket ranges that tile 0..10000, backends that exist, ascending rollout
- * steps ending at 100), and is freed again. A document that fails must leave one message that
+ * steps ending at 100, each hash mode's variant ranges ascending in its space, and every
+ * assignment a variant of the experiment), and is freed again. A document that fails must leave one message that
  * starts "NAME:LINE:COL: " (LINE and COL 1-based) or "NAME: ", then says something.
  *
  * Server and listener host names are resolved while loading; inputs are not filtered for them,
@@ -20,6 +21,7 @@
 
 #include "fuzz_check.h"
 #include "conf.h"
+#include "router.h"
 
 #define NAME "fuzz.yaml"
 
@@ -107,7 +109,23 @@ static void check_conf(const struct conf *c)
 			primaries += e->metrics[j].primary;
 		CHECK(primaries <= 1);
 		CHECK(e->shadow.backend == NULL || backend_of(c, e->shadow.backend));
+		CHECK((e->hash.mode == CONF_HASH_ABGATE) == (e->hash.text == NULL));
+		for (size_t j = 0; j < e->nvariants; j++) {
+			const struct conf_variant *v = &e->variants[j];
+			CHECK(v->range_lo <= v->range_hi && v->range_lo >= 0);
+			CHECK(j == 0 || e->variants[j - 1].range_hi <= v->range_lo);
+		}
+		for (int u = 0; u < 4; u++) {
+			char unit[16];
+			uint64_t h;
+			int n = snprintf(unit, sizeof(unit), "fuzz-%d", u);
+			const struct conf_variant *v = router_assign(e, unit, (size_t)n, &h);
+			CHECK(v == NULL || (v >= e->variants && v < e->variants + e->nvariants));
+			CHECK(v != NULL || e->hash.mode == CONF_HASH_GROWTHBOOK ||
+			      e->hash.mode == CONF_HASH_UNLEASH);
+		}
 		if (e->rollout.enabled) {
+			CHECK(e->hash.mode == CONF_HASH_ABGATE);
 			CHECK(e->nvariants == 2 && e->rollout.nsteps >= 1);
 			for (size_t j = 1; j < e->rollout.nsteps; j++)
 				CHECK(e->rollout.steps[j - 1] < e->rollout.steps[j]);

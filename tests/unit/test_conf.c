@@ -600,6 +600,76 @@ static const struct bad_case {
     {EXP_OK "    match: {path_prefix: predict}\n",
      "t.yaml:11:26: match.path_prefix must start with '/' (got \"predict\")"},
 
+    /* Hash modes (issue 20): the SDK's own terms, typed, required and unknown keys. */
+    {EXP_OK "    hash: {mode: vwo}\n",
+
+     "t.yaml:11:18: hash.mode must be one of "
+     "abgate|growthbook|unleash|optimizely|launchdarkly|statsig|eppo (got "
+     "\"vwo\")"},
+    {EXP_OK "    hash: {seed: s}\n", "t.yaml:11:11: hash: missing required key \"mode\""},
+    {EXP_OK "    hash: growthbook\n", "t.yaml:11:11: hash: expected a mapping, got \"growthbook\""},
+    {EXP_OK "    hash: {mode: growthbook, salt: s}\n",
+     "t.yaml:11:30: unknown key \"salt\" in hash (mode growthbook) (allowed: "
+     "mode, seed, version, coverage)"},
+    {EXP_OK "    hash: {mode: growthbook, version: 3}\n",
+     "t.yaml:11:39: hash.version must be between 1 and 2 (got 3)"},
+    {EXP_OK "    hash: {mode: growthbook, coverage: 1.5}\n",
+     "t.yaml:11:40: hash.coverage must be at least 0 and at most 1 (got 1.5)"},
+    {EXP_OK "    hash: {mode: growthbook, seed: [a]}\n",
+     "t.yaml:11:36: hash.seed: expected a string, got a list"},
+    {EXP_OK "    hash: {mode: unleash}\n",
+     "t.yaml:11:11: hash (mode unleash): missing required key \"group_id\""},
+    {EXP_OK "    hash: {mode: unleash, group_id: g, rollout: 101}\n",
+     "t.yaml:11:49: hash.rollout must be at most 100 (got 101)"},
+    {BACKENDS EXP_HEAD "      - {name: control, backend: m1, weight: 50.05}\n"
+		       "      - {name: treatment, backend: m2, weight: 49.95}\n"
+		       "    hash: {mode: unleash, group_id: g}\n",
+     "t.yaml:9:46: weight 50.05 of variant \"control\" has two decimals: "
+     "Unleash variant weights are in tenths of a percent"},
+    {EXP_OK "    hash: {mode: unleash, group_id: g, variant_hash: new}\n",
+     "t.yaml:11:54: hash.variant_hash must be one of current|legacy (got \"new\")"},
+    {EXP_OK "    hash: {mode: optimizely}\n",
+     "t.yaml:11:11: hash (mode optimizely): missing required key \"experiment_id\""},
+    {EXP_OK "    hash: {mode: optimizely, experiment_id: \"\"}\n",
+     "t.yaml:11:45: hash.experiment_id must not be empty"},
+    {EXP_OK "    hash: {mode: launchdarkly, key: flag}\n",
+     "t.yaml:11:11: hash (mode launchdarkly): missing required key \"salt\" "
+     "(the flag's salt; or give the rollout's \"seed\")"},
+    {EXP_OK "    hash: {mode: launchdarkly, salt: s}\n",
+     "t.yaml:11:11: hash (mode launchdarkly): missing required key \"key\" "
+     "(the flag key; or give the rollout's \"seed\")"},
+    {EXP_OK "    hash: {mode: launchdarkly, key: flag, salt: s, seed: 61}\n",
+     "t.yaml:11:37: hash.seed replaces key and salt in LaunchDarkly's "
+     "bucketing: give either seed or key and salt"},
+    {EXP_OK "    hash: {mode: launchdarkly, seed: 6.1}\n",
+     "t.yaml:11:38: hash.seed: expected an integer, got \"6.1\""},
+    {EXP_OK "    hash: {mode: launchdarkly, seed: -2147483649}\n",
+     "t.yaml:11:38: hash.seed must be between -2147483648 and 2147483647 (got -2147483649)"},
+    {EXP_OK "    hash: {mode: launchdarkly, seed: 99999999999999999999999}\n",
+     "t.yaml:11:38: hash.seed must be between -2147483648 and 2147483647 (got "
+     "99999999999999999999999)"},
+    {EXP_OK "    hash: {mode: statsig}\n",
+     "t.yaml:11:11: hash (mode statsig): missing required key \"salt\""},
+    {EXP_OK "    hash: {mode: statsig, salt: s, total_shards: 100}\n",
+     "t.yaml:11:36: unknown key \"total_shards\" in hash (mode statsig) "
+     "(allowed: mode, salt)"},
+    {EXP_OK "    hash: {mode: eppo, salt: s, total_shards: 0}\n",
+     "t.yaml:11:47: hash.total_shards must be between 1 and 1000000000 (got 0)"},
+    {BACKENDS EXP_HEAD "      - {name: control, backend: m1, weight: 50.05}\n"
+		       "      - {name: treatment, backend: m2, weight: 49.95}\n"
+		       "    hash: {mode: eppo, salt: s, total_shards: 1000}\n",
+     "t.yaml:11:47: hash.total_shards 1000 does not split the weights into "
+     "whole shards (variant \"control\" ends at 50.05%)"},
+    {EXP_OK "    salt: s\n    hash: {mode: statsig, salt: s}\n",
+     "t.yaml:11:5: salt belongs to hash mode abgate; hash mode statsig takes "
+     "its SDK's seed, salt or key inside hash"},
+    {EXP_OK
+     "    hash: {mode: optimizely, experiment_id: \"123\"}\n    rollout: {steps: [50, 100]}\n",
+
+     "t.yaml:12:5: rollout needs hash mode abgate: the application's SDK "
+     "would not follow the proxy's steps (ramp the weights in the SDK and "
+     "here, and reload)"},
+
     /* Addresses. */
     {"backends:\n  m1: {servers: [127.0.0.1:99999]}\n",
      "t.yaml:2:18: server \"127.0.0.1:99999\": bad port \"99999\" (must be 1-65535)"},

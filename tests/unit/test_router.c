@@ -1,6 +1,8 @@
 /*
  * test_router.c - the cohort hash's published vectors, exact splits for fixed key sequences,
- * experiment matching and unit extraction (proxy/router.c).
+ * router_assign() in every hash mode (against the SDKs' published vectors where they name an
+ * assignment, and against the SDK formulas of proxy/sdkhash.c for 10,000 units otherwise), the
+ * ramp check between generations, experiment matching and unit extraction (proxy/router.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,7 +11,9 @@
 #include "check.h"
 #include "conf.h"
 #include "http.h"
+#include "rollout.h"
 #include "router.h"
+#include "sdkhash.h"
 
 /* The vectors README.md publishes (also computed by its Python re-implementation). */
 static void test_hash_vectors(void)
@@ -126,6 +130,308 @@ static void test_monotone_ramp(void)
 	conf_free(b);
 }
 
+/* One experiment "e" over backends a, b, c: variants "name:weight ..." and an optional hash
+ * mapping (the text after "hash: "). Owned by the caller (conf_free). */
+static struct conf *load_exp(const char *variants, const char *hash)
+{
+	char yaml[2048], vs[512];
+	size_t off = 0;
+	char *copy = strdup(variants), *save = NULL;
+	const char *backends = "abc";
+	int i = 0;
+
+	for (char *t = strtok_r(copy, " ", &save); t != NULL; t = strtok_r(NULL, " ", &save), i++) {
+		char *colon = strchr(t, ':');
+		*colon = '\0';
+		off += (size_t)snprintf(vs + off, sizeof(vs) - off,
+					"      - {name: %s, backend: %c, weight: %s}\n", t,
+					backends[i % 3], colon + 1);
+	}
+	free(copy);
+	snprintf(yaml, sizeof(yaml),
+		 "backends:\n"
+		 "  a: {servers: [127.0.0.1:1]}\n"
+		 "  b: {servers: [127.0.0.1:2]}\n"
+		 "  c: {servers: [127.0.0.1:3]}\n"
+		 "experiments:\n"
+		 "  - name: e\n"
+		 "    unit: {header: X-User-Id}\n"
+		 "%s%s%s"
+		 "    variants:\n%s",
+		 hash ? "    hash: " : "", hash ? hash : "", hash ? "\n" : "", vs);
+	return load(yaml);
+}
+
+/* The index of unit's variant in c's experiment, -1 outside it; counts in unit_hash_wrong the
+ * calls whose unit hash is not H(salt ":" unit), which every mode reports. */
+static int unit_hash_wrong;
+
+static int assign(const struct conf *c, const char *unit)
+{
+	uint64_t h;
+	const struct conf_experiment *e = &c->experiments[0];
+	const struct conf_variant *v = router_assign(e, unit, strlen(unit), &h);
+	unit_hash_wrong += h != router_unit_hash(e->salt, e->salt_len, unit, strlen(unit));
+	return v == NULL ? -1 : (int)(v - e->variants);
+}
+
+/* abgate mode: router_assign is the bucket scan, and a running rollout overrides the weights. */
+static void test_assign_abgate(void)
+{
+	struct conf *c = load_exp("control:80 treatment:20", NULL);
+	struct conf *m = load_exp("control:80 treatment:20", "{mode: abgate}");
+	const struct conf_experiment *e = &c->experiments[0];
+	char unit[32];
+	int control = 0, same = 0;
+
+	CHECK_INT(e->hash.mode, CONF_HASH_ABGATE);
+	for (int i = 0; i < 10000; i++) {
+		int n = snprintf(unit, sizeof(unit), "u-%d", i);
+		int v = assign(c, unit);
+		control += v == 0;
+		same += v == (int)(router_variant_at(e, router_bucket("e", 1, unit, (size_t)n)) -
+				   e->variants) &&
+			v == assign(m, unit);
+	}
+	CHECK_INT(same, 10000);
+	CHECK_INT(control, 8033);
+	struct rollout_rt rt;
+	memset(&rt, 0, sizeof(rt));
+	c->experiments[0].rt = &rt;
+	atomic_store(&rt.canary_bp, 0);
+	CHECK_INT(assign(c, "u-1"), 0);
+	atomic_store(&rt.canary_bp, 10000);
+	CHECK_INT(assign(c, "u-1"), 1);
+	atomic_store(&rt.canary_bp, 2500);
+	int canary = 0;
+	for (int i = 0; i < 10000; i++) {
+		snprintf(unit, sizeof(unit), "u-%d", i);
+		uint32_t b = router_bucket("e", 1, unit, strlen(unit));
+		int v = assign(c, unit);
+		canary += v;
+		CHECK_INT(v, b >= 7500);
+	}
+	CHECK(canary > 2300 && canary < 2700);
+	c->experiments[0].rt = NULL;
+	conf_free(c);
+	conf_free(m);
+}
+
+/*
+ * GrowthBook: growthbook/growthbook packages/sdk-js/test/cases.json, "feature" section: the
+ * experiment rule with variations [a, b, c] and no seed (the key "feature") puts id 123 in c,
+ * 456 in a and fds in b; "creates experiments properly" (weights 0.1/0.9, coverage 0.99, seed
+ * "feature", hashVersion 2) puts anonId 123 in variation 1.
+ */
+static void test_assign_growthbook(void)
+{
+	struct conf *c = load_exp("a:33.33 b:33.33 c:33.34", "{mode: growthbook, seed: feature}");
+	CHECK_INT(c->experiments[0].hash.version, 1);
+	CHECK_INT(assign(c, "123"), 2);
+	CHECK_INT(assign(c, "456"), 0);
+	CHECK_INT(assign(c, "fds"), 1);
+	conf_free(c);
+	c = load_exp("v0:10 v1:90",
+		     "{mode: growthbook, seed: feature, version: 2, coverage: 0.99}");
+	CHECK_INT(assign(c, "123"), 1);
+	const struct conf_experiment *e = &c->experiments[0];
+	CHECK(e->variants[0].range_lo == 0 && e->variants[0].range_hi == 0.1 * 0.99);
+	CHECK(e->variants[1].range_lo == 0.1 && e->variants[1].range_hi == 0.1 + 0.99 * 0.9);
+	/* the default seed is the experiment's name; coverage leaves units out */
+	conf_free(c);
+	c = load_exp("control:50 treatment:50", "{mode: growthbook, version: 2, coverage: 0.5}");
+	char unit[32];
+	int out = 0, agree = 0;
+	for (int i = 0; i < 10000; i++) {
+		snprintf(unit, sizeof(unit), "user-%d", i);
+		double x = sdkhash_growthbook(2, "e", 1, unit, strlen(unit));
+		int want = x < 0.25 ? 0 : (x >= 0.5 && x < 0.75) ? 1 : -1;
+		int got = assign(c, unit);
+		out += got < 0;
+		agree += got == want;
+	}
+	CHECK_INT(agree, 10000);
+	CHECK(out > 4700 && out < 5300);
+	conf_free(c);
+}
+
+/* Unleash: the flexible rollout of Unleash/client-specification
+ * specifications/10-flexible-rollout-strategy.json gates; variants follow the per-mille weights
+ * as sdkhash_unleash_variant (checked against the specification's variant files) chooses them,
+ * with the current variant seed or, with variant_hash: legacy, seed 0. */
+static void test_assign_unleash(void)
+{
+	struct conf *c = load_exp("control:50 treatment:50",
+				  "{mode: unleash, group_id: Feature.flexibleRollout.10, "
+				  "rollout: 10}");
+	CHECK(assign(c, "174") >= 0);
+	CHECK_INT(assign(c, "499"), -1);
+	conf_free(c);
+	c = load_exp("a:33.3 b:33.3 c:33.4", "{mode: unleash, group_id: g, rollout: 40}");
+	struct conf *l = load_exp("a:33.3 b:33.3 c:33.4",
+				  "{mode: unleash, group_id: g, rollout: 40, variant_hash: legacy}");
+	static const uint32_t w[] = {333, 333, 334};
+	char unit[32];
+	int agree = 0, in = 0, hits[3] = {0, 0, 0};
+	for (int i = 0; i < 10000; i++) {
+		snprintf(unit, sizeof(unit), "user-%d", i);
+		size_t n = strlen(unit);
+		bool on = sdkhash_unleash_normalized("g", 1, unit, n, 100, 0) <= 40;
+		int cur = sdkhash_unleash_variant("g", 1, unit, n, w, 3, SDKHASH_UNLEASH_VARIANT_SEED);
+		int old = sdkhash_unleash_variant("g", 1, unit, n, w, 3,
+						  SDKHASH_UNLEASH_LEGACY_VARIANT_SEED);
+		int got = assign(c, unit);
+		agree += got == (on ? cur : -1) && assign(l, unit) == (on ? old : -1);
+		in += on;
+		if (got >= 0)
+			hits[got]++;
+	}
+	CHECK_INT(agree, 10000);
+	CHECK(in > 3800 && in < 4200);
+	/* the current seed spreads the rollout's units over all three variants evenly */
+	for (int k = 0; k < 3; k++)
+		CHECK(hits[k] > in / 3 - 200 && hits[k] < in / 3 + 200);
+	CHECK_INT(c->experiments[0].hash.variant_seed, 86028157);
+	CHECK_INT(l->experiments[0].hash.variant_seed, 0);
+	conf_free(c);
+	conf_free(l);
+	c = load_exp("a:50 b:50", "{mode: unleash, group_id: g}");
+	CHECK_INT(c->experiments[0].hash.rollout, 100);
+	conf_free(c);
+	c = load_exp("a:50 b:50", "{mode: unleash, group_id: g, rollout: 0}");
+	CHECK_INT(assign(c, "user-1"), -1);
+	conf_free(c);
+}
+
+/* Optimizely: the swift-sdk BucketTests_Base.swift values put ppid1 at bucket 5254 and ppid2 at
+ * 4299 of experiment 1886780721; traffic allocation ends at 5254 for the first variation. */
+static void test_assign_optimizely(void)
+{
+	struct conf *c = load_exp("control:52.54 treatment:47.46",
+				  "{mode: optimizely, experiment_id: 1886780721}");
+	CHECK_STR(c->experiments[0].hash.text, "1886780721");
+	CHECK_INT(assign(c, "ppid1"), 1);
+	CHECK_INT(assign(c, "ppid2"), 0);
+	CHECK_INT(assign(c, "ppid3"), 1);
+	conf_free(c);
+	c = load_exp("control:52.55 treatment:47.45",
+		     "{mode: optimizely, experiment_id: \"1886780721\"}");
+	CHECK_INT(assign(c, "ppid1"), 0);
+	conf_free(c);
+}
+
+/* LaunchDarkly: python-server-sdk test_evaluator_bucketing.py gives userKeyA 0.42157587 for key
+ * hashKey and salt saltyA (0.09801207 with seed 61): weights in 1/1000 % put the boundary. */
+static void test_assign_launchdarkly(void)
+{
+	struct conf *c = load_exp("off:42.15 on:57.85", "{mode: launchdarkly, key: hashKey, "
+							"salt: saltyA}");
+	CHECK_INT(assign(c, "userKeyA"), 1);
+	CHECK_INT(assign(c, "userKeyC"), 0);
+	conf_free(c);
+	c = load_exp("off:42.16 on:57.84", "{mode: launchdarkly, key: hashKey, salt: saltyA}");
+	CHECK_INT(assign(c, "userKeyA"), 0);
+	conf_free(c);
+	c = load_exp("off:9.80 on:90.20", "{mode: launchdarkly, seed: 61}");
+	CHECK_INT(assign(c, "userKeyA"), 1);
+	CHECK_INT(assign(c, "userKeyC"), 1);
+	conf_free(c);
+	c = load_exp("off:9.81 on:90.19", "{mode: launchdarkly, seed: 61}");
+	CHECK_INT(assign(c, "userKeyA"), 0);
+	conf_free(c);
+}
+
+/* Which of three contiguous ranges ending at a, b and beyond holds x. */
+static int of3(uint64_t x, uint64_t a, uint64_t b)
+{
+	return x < a ? 0 : x < b ? 1 : 2;
+}
+
+/* Statsig and Eppo: their hash of salt "." unit and salt "-" unit, scanned over the declared
+ * ranges (Eppo's in total_shards). */
+static void test_assign_statsig_eppo(void)
+{
+	struct conf *st = load_exp("a:20 b:30 c:50", "{mode: statsig, salt: exp_salt}");
+	struct conf *ep = load_exp("a:20 b:30 c:50", "{mode: eppo, salt: exp_salt}");
+	struct conf *ep100 =
+	    load_exp("a:20 b:30 c:50", "{mode: eppo, salt: exp_salt, total_shards: 100}");
+	char unit[32], buf[64];
+	int agree = 0;
+	for (int i = 0; i < 10000; i++) {
+		snprintf(unit, sizeof(unit), "user-%d", i);
+		int n = snprintf(buf, sizeof(buf), "exp_salt.%s", unit);
+		uint64_t b = sdkhash_statsig(buf, (size_t)n, NULL, 0, NULL, 0) % 10000;
+		int want = of3(b, 2000, 5000);
+		n = snprintf(buf, sizeof(buf), "exp_salt-%s", unit);
+		uint32_t s = sdkhash_eppo_shard(buf, (size_t)n, NULL, 0, NULL, 0, 10000);
+		uint32_t s100 = sdkhash_eppo_shard(buf, (size_t)n, NULL, 0, NULL, 0, 100);
+		agree += assign(st, unit) == want && assign(ep, unit) == of3(s, 2000, 5000) &&
+			 assign(ep100, unit) == of3(s100, 20, 50);
+	}
+	CHECK_INT(agree, 10000);
+	conf_free(st);
+	conf_free(ep);
+	conf_free(ep100);
+}
+
+/* The ramp check between two generations of one experiment. */
+static bool moves(const char *v1, const char *h1, const char *v2, const char *h2, char *msg,
+		  size_t len)
+{
+	struct conf *a = load_exp(v1, h1), *b = load_exp(v2, h2);
+	bool r = router_ramp_moves(&a->experiments[0], &b->experiments[0], msg, len);
+	conf_free(a);
+	conf_free(b);
+	return r;
+}
+
+static void test_ramp_moves(void)
+{
+	char msg[256] = "";
+	static const char *const modes[] = {
+	    NULL,
+	    "{mode: growthbook, seed: s, version: 2}",
+	    "{mode: unleash, group_id: g}",
+	    "{mode: unleash, group_id: g, variant_hash: legacy}",
+	    "{mode: optimizely, experiment_id: \"1\"}",
+	    "{mode: launchdarkly, key: k, salt: s}",
+	    "{mode: statsig, salt: s}",
+	    "{mode: eppo, salt: s}",
+	};
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		/* a canary ramp moves units from the control into the canary only */
+		CHECK(!moves("control:100 canary:0", modes[i], "control:95 canary:5", modes[i], msg,
+			     sizeof(msg)));
+		CHECK(!moves("control:80 treatment:20", modes[i], "control:60 treatment:40",
+			     modes[i], msg, sizeof(msg)));
+		CHECK(!moves("a:50 b:50", modes[i], "a:50 b:50", modes[i], msg, sizeof(msg)));
+		/* growing the first arm shifts the middle one into the last one's units */
+		CHECK(moves("a:34 b:33 c:33", modes[i], "a:50 b:25 c:25", modes[i], msg,
+			    sizeof(msg)));
+		CHECK(strstr(msg, "from variant \"c\" to \"b\"") != NULL);
+		/* a variant added at the end takes units from b, which keeps its weight */
+		CHECK(moves("a:50 b:50", modes[i], "a:40 b:50 c:10", modes[i], msg, sizeof(msg)));
+		CHECK(strstr(msg, "from variant \"a\" to \"b\"") != NULL);
+	}
+	CHECK(moves("a:50 b:50", NULL, "a:50 b:50", "{mode: statsig, salt: e}", msg, sizeof(msg)));
+	CHECK(strstr(msg, "every unit is assigned afresh") != NULL);
+	CHECK(moves("a:50 b:50", "{mode: growthbook, seed: s}", "a:50 b:50",
+		    "{mode: growthbook, seed: s, version: 2}", msg, sizeof(msg)));
+	CHECK(moves("a:50 b:50", "{mode: unleash, group_id: g}", "a:50 b:50",
+		    "{mode: unleash, group_id: g, variant_hash: legacy}", msg, sizeof(msg)));
+	CHECK(moves("a:50 b:50", "{mode: eppo, salt: s}", "a:50 b:50",
+		    "{mode: eppo, salt: s, total_shards: 100}", msg, sizeof(msg)));
+	/* GrowthBook coverage and the Unleash rollout only move units in or out */
+	CHECK(!moves("a:50 b:50", "{mode: growthbook, coverage: 0.5}", "a:50 b:50",
+		     "{mode: growthbook, coverage: 1}", msg, sizeof(msg)));
+	CHECK(!moves("a:50 b:50", "{mode: unleash, group_id: g, rollout: 10}", "a:50 b:50",
+		     "{mode: unleash, group_id: g, rollout: 60}", msg, sizeof(msg)));
+	/* with coverage below 1, b's range starts where a's weight ends: the units moving between
+	 * the two go from the one that shrinks to the one that grows */
+	CHECK(!moves("a:50 b:50", "{mode: growthbook, coverage: 0.5}", "a:20 b:80",
+		     "{mode: growthbook, coverage: 0.5}", msg, sizeof(msg)));
+}
+
 static int parse(const char *raw, struct http_msg *m, struct http_header *hdr)
 {
 	http_msg_reset(m);
@@ -185,6 +491,14 @@ int main(void)
 	test_hash_vectors();
 	test_exact_split();
 	test_monotone_ramp();
+	test_assign_abgate();
+	test_assign_growthbook();
+	test_assign_unleash();
+	test_assign_optimizely();
+	test_assign_launchdarkly();
+	test_assign_statsig_eppo();
+	CHECK_INT(unit_hash_wrong, 0);
+	test_ramp_moves();
 	test_match_and_units();
 	return check_summary("test_router");
 }
