@@ -150,3 +150,37 @@ def test_admin_errors_are_read_while_sending(procs, models, yaml_config, tmp_pat
     assert len(results) == TRIES
     assert not bad, "%s: %d of %d tries did not read %d: %s" % (
         name, len(bad), TRIES, want, sorted(set(map(str, bad)))[:5])
+
+
+def test_tls_413_is_read_while_sending(procs, models, yaml_config, tmp_path):
+    """The same on a TLS listener: a close_notify, then the client's records are dropped."""
+    import ssl
+
+    from test_tls import make_ca, make_server_cert
+    a, _ = models
+    d = tmp_path / "pki"
+    d.mkdir()
+    ca_key, ca_crt = make_ca(d, "ca")
+    key, crt = make_server_cert(d, "server", ca_key, ca_crt, 1)
+    body = config(a.addr).replace("  - addr: 127.0.0.1:@PORT@\n",
+                                  "  - addr: 127.0.0.1:@PORT@\n"
+                                  "    tls: {cert: %s, key: %s}\n" % (crt, key))
+    px = start_proxy(procs, yaml_config(body))
+    ctx = ssl.create_default_context(cafile=str(ca_crt))
+    data = (b"POST /predict HTTP/1.1\r\nHost: h\r\nX-User-Id: u\r\nContent-Length: %d\r\n\r\n"
+            % BODY + b"x" * BODY)
+    bad = []
+    for _ in range(TRIES // 4):
+        s = ctx.wrap_socket(socket.create_connection((HOST, px.port), timeout=10),
+                            server_hostname="localhost")
+        try:
+            s.sendall(data)
+            got = s.recv(64)
+            if not got.startswith(b"HTTP/1.1 413 "):
+                bad.append(got[:20])
+        except OSError as e:
+            bad.append(e.__class__.__name__)
+        finally:
+            s.close()
+    assert not bad, "%d of %d TLS tries did not read 413: %s" % (len(bad), TRIES // 4,
+                                                                sorted(set(map(str, bad))))
