@@ -39,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -92,14 +93,23 @@ struct outlog_buf {
 
 /* ---- batches and the free list ---- */
 
-/* Allocates a batch holding at least need bytes; NULL when out of memory. */
+/*
+ * Allocates a batch holding at least need bytes; NULL when out of memory. Batches are mapped,
+ * not taken from the heap: when the disk falls behind, the queue grows by batches that the
+ * event-loop threads allocate and the writer frees, and heap chunks freed that way stay with
+ * the producers' arenas, so the process would keep the backlog's high-water mark for good.
+ * Mapped, every batch beyond the free list goes back to the system once written. A batch is
+ * mapped only when the free list is empty, never per record.
+ */
 static struct ol_batch *batch_alloc(size_t need)
 {
 	size_t cap = need > OUTLOG_DEFAULT_BUF ? need : OUTLOG_DEFAULT_BUF;
-	struct ol_batch *bt = malloc(sizeof(*bt) + cap);
+	void *p = mmap(NULL, sizeof(struct ol_batch) + cap, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
-	if (bt == NULL)
+	if (p == MAP_FAILED)
 		return NULL;
+	struct ol_batch *bt = p;
 	bt->next = NULL;
 	bt->len = bt->off = 0;
 	bt->cap = cap;
@@ -132,6 +142,17 @@ static bool free_put(struct outlog *ol, struct ol_batch *bt)
 	ol->free_list = bt;
 	ol->free_bytes += bt->cap;
 	return true;
+}
+
+/* Frees a batch (mapped) or a reopen marker (from the heap). NULL is fine. */
+static void batch_free(struct ol_batch *bt)
+{
+	if (bt == NULL)
+		return;
+	if (bt->cap == 0)
+		free(bt);
+	else
+		munmap(bt, sizeof(*bt) + bt->cap);
 }
 
 /* Links bt (a batch of bt->len bytes or a marker) at the end of the queue. Lock held. */
@@ -368,7 +389,7 @@ static void *writer_main(void *arg)
 			while (spare != NULL) {
 				struct ol_batch *bt = spare;
 				spare = bt->next;
-				free(bt);
+				batch_free(bt);
 			}
 			pthread_mutex_lock(&ol->lock);
 		}
@@ -457,7 +478,7 @@ void outlog_close(struct outlog *ol)
 	while (ol->free_list != NULL) {
 		struct ol_batch *bt = ol->free_list;
 		ol->free_list = bt->next;
-		free(bt);
+		batch_free(bt);
 	}
 	close(ol->fd);
 	pthread_cond_destroy(&ol->done);
@@ -544,7 +565,7 @@ int outlog_write_block(struct outlog *ol, const char *data, size_t len)
 		bool kept = free_put(ol, bt);
 		pthread_mutex_unlock(&ol->lock);
 		if (!kept)
-			free(bt);
+			batch_free(bt);
 		errno = EAGAIN;
 		return -1;
 	}
@@ -611,7 +632,7 @@ void outlog_buf_free(struct outlog_buf *b)
 		bool kept = free_put(b->ol, b->cur);
 		pthread_mutex_unlock(&b->ol->lock);
 		if (!kept)
-			free(b->cur);
+			batch_free(b->cur);
 	}
 	free(b);
 }
