@@ -104,6 +104,7 @@ struct outlog_outcome {
 	struct timeval ts;
 	const char *exp, *variant, *unit, *rid, *metric; /* NUL-terminated; unit/rid may be NULL */
 	double value;
+	const char *id; /* the client's outcome id, written as "id" after "value"; NULL: none */
 };
 size_t outlog_format_outcome(char *dst, size_t cap, const struct outlog_outcome *o);
 

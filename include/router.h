@@ -29,6 +29,14 @@ uint32_t router_bucket(const char *salt, size_t salt_len, const char *unit, size
 /* The variant owning bucket (0..9999) in e. Never NULL for a valid experiment. */
 const struct conf_variant *router_variant_at(const struct conf_experiment *e, uint32_t bucket);
 
+/*
+ * The variant of e that serves a unit whose hash (router_unit_hash with e's salt) is
+ * unit_hash: its bucket's owner at the weights in force, that is the rollout's canary weight
+ * while e has a rollout (the canary owns the top buckets), else the YAML weights. The one
+ * assignment rule: the data path and outcomes posted with only a unit both use it.
+ */
+const struct conf_variant *router_assign(const struct conf_experiment *e, uint64_t unit_hash);
+
 /* The first experiment of c that matches the request (path prefix, host, method), or NULL. */
 const struct conf_experiment *router_match(const struct conf *c, const struct http_msg *m,
 					   const char *buf);

@@ -91,6 +91,8 @@ struct worker {
 	struct outlog_buf *olb; /* NULL without an outcome log */
 	struct outlog_buf *alb; /* NULL without an access log */
 	struct live_shard *live; /* this thread's live statistics */
+	struct ridmap *rids;     /* (ref) the process's request-id map (ridmap.h), set before
+				    the thread starts */
 	struct buf_pool bufs;
 
 	/* parser scratch shared by this worker's sessions: a head is parsed in one go once a

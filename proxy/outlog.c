@@ -1105,6 +1105,10 @@ size_t outlog_format_outcome(char *dst, size_t cap, const struct outlog_outcome 
 	put_cstr(&o, oc->metric);
 	put_lit(&o, ",\"value\":");
 	put_double(&o, oc->value);
+	if (oc->id != NULL) {
+		put_lit(&o, ",\"id\":");
+		put_cstr(&o, oc->id);
+	}
 	put_lit(&o, "}\n");
 	return out_finish(&o, dst);
 }

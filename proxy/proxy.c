@@ -41,6 +41,7 @@
 #include "outlog.h"
 #include "proxy.h"
 #include "put.h"
+#include "ridmap.h"
 #include "rollout.h"
 #include "router.h"
 #include "shadow.h"
@@ -634,14 +635,7 @@ static void assign_variant(struct session *s, const struct conf_experiment *e,
 	s->unit_hash = router_unit_hash(e->salt, e->salt_len, unit, ulen);
 	if (s->forced)
 		return;
-	uint32_t bucket = (uint32_t)(s->unit_hash % CONF_BUCKETS);
-	if (e->rt != NULL) {
-		/* a rollout's canary owns the top canary_bp buckets */
-		uint32_t canary = atomic_load_explicit(&e->rt->canary_bp, memory_order_relaxed);
-		s->variant = &e->variants[bucket >= CONF_BUCKETS - canary ? 1 : 0];
-	} else {
-		s->variant = router_variant_at(e, bucket);
-	}
+	s->variant = router_assign(e, s->unit_hash);
 }
 
 /* Writes the request head for the upstream into uout (see fwd.h). Returns false when it does
@@ -765,7 +759,7 @@ static void start_request(struct session *s)
 		assign_variant(s, e, m, buf);
 		s->backend = s->variant->backend;
 		/* known before the answer leaves, so an outcome posted right after it finds it */
-		live_rid_put(s->rid, s->rid_len, s->variant->id);
+		ridmap_put(w->rids, s->rid, s->rid_len, s->variant->id, now);
 	} else {
 		s->unit_len = 0;
 		s->backend = c->default_backend;

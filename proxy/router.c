@@ -4,6 +4,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "rollout.h"
 #include "router.h"
 
 #define FNV_OFFSET 0xcbf29ce484222325ULL
@@ -54,6 +55,17 @@ const struct conf_variant *router_variant_at(const struct conf_experiment *e, ui
 		if (bucket < e->variants[i].hi)
 			return &e->variants[i];
 	return &e->variants[e->nvariants - 1];
+}
+
+const struct conf_variant *router_assign(const struct conf_experiment *e, uint64_t unit_hash)
+{
+	uint32_t bucket = (uint32_t)(unit_hash % CONF_BUCKETS);
+
+	if (e->rt != NULL) {
+		uint32_t canary = atomic_load_explicit(&e->rt->canary_bp, memory_order_relaxed);
+		return &e->variants[bucket >= CONF_BUCKETS - canary ? 1 : 0];
+	}
+	return router_variant_at(e, bucket);
 }
 
 /* Host without port, compared case-insensitively. */

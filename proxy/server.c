@@ -26,6 +26,7 @@
 #include "log.h"
 #include "net.h"
 #include "outlog.h"
+#include "ridmap.h"
 #include "rollout.h"
 #include "server.h"
 #include "tls.h"
@@ -45,6 +46,8 @@ static struct {
 	struct outlog *outlog;
 	struct outlog *access;
 	struct live_shard *live;
+	struct ridmap *rids;         /* request id -> pair served, written by the workers */
+	struct ridmap *outcome_keys; /* keys of recorded outcomes (deduplication), admin only */
 	struct httpd *admin;
 	struct health *health;
 	struct event *drain_timer;
@@ -70,6 +73,16 @@ struct outlog *server_outlog(void)
 struct live_shard *server_live(void)
 {
 	return srv.live;
+}
+
+struct ridmap *server_rids(void)
+{
+	return srv.rids;
+}
+
+struct ridmap *server_outcome_keys(void)
+{
+	return srv.outcome_keys;
 }
 
 void server_stats_get(struct server_stats *st)
@@ -230,6 +243,10 @@ int server_reload(char *err, size_t errlen)
 		log_warnx("reload: log file paths change only with a restart");
 	if (old->log_max_pending != n->log_max_pending)
 		log_warnx("reload: log.max_pending_bytes changes only with a restart");
+	if (old->outcomes_rid_window_s != n->outcomes_rid_window_s ||
+	    old->outcomes_max_rids != n->outcomes_max_rids)
+		log_warnx("reload: outcomes.rid_window_s and outcomes.max_rids change only with a "
+			  "restart");
 	conf_unref(old);
 	if (rollout_apply(n) < 0) {
 		snprintf(err, errlen, "%s: cannot set up the rollouts (out of memory)", srv.conf_path);
@@ -434,6 +451,15 @@ int server_main(int argc, char **argv)
 		conf_free(c);
 		goto out;
 	}
+	srv.rids = ridmap_new(c->outcomes_max_rids, c->outcomes_rid_window_s, 0);
+	srv.outcome_keys = ridmap_new(c->outcomes_max_rids, c->outcomes_rid_window_s, 0);
+	if (srv.rids == NULL || srv.outcome_keys == NULL) {
+		fprintf(stderr, "abgate serve: cannot reserve the request-id maps (outcomes.max_rids "
+				"%u: %llu MB)\n", c->outcomes_max_rids,
+			(unsigned long long)c->outcomes_max_rids * RIDMAP_BYTES_PER_KEY * 2 >> 20);
+		conf_free(c);
+		goto out;
+	}
 	rollout_init(srv.base, srv.outlog);
 	evaluate_init(srv.base);
 	if (rollout_apply(c) < 0 || evaluate_apply(c) < 0) {
@@ -453,6 +479,7 @@ int server_main(int argc, char **argv)
 			fprintf(stderr, "abgate serve: cannot start worker %u (see the error log)\n", i);
 			goto out;
 		}
+		srv.workers[i]->rids = srv.rids;
 	}
 	int afd = net_listen((const struct sockaddr *)&c->admin_addr.ss, c->admin_addr.sslen, false,
 			     128);
@@ -507,6 +534,9 @@ out:
 	httpd_free(srv.admin);
 	health_free(srv.health);
 	live_shard_free(srv.live);
+	ridmap_free(srv.rids);
+	ridmap_free(srv.outcome_keys);
+	srv.rids = srv.outcome_keys = NULL;
 	outlog_close(srv.outlog);
 	outlog_close(srv.access);
 	free(srv.admin_token);

@@ -409,6 +409,12 @@ static void test_outcome(void)
 	check_outcome(&o, "{\"v\":1,\"type\":\"outcome\",\"ts\":\"2026-11-22T18:50:15.123456Z\","
 			  "\"exp\":\"ranker-v2\",\"variant\":\"treatment\",\"unit\":null,"
 			  "\"rid\":null,\"metric\":\"click\",\"value\":0.25}\n");
+	o.id = "order-77/\"x\"";
+	check_outcome(&o, "{\"v\":1,\"type\":\"outcome\",\"ts\":\"2026-11-22T18:50:15.123456Z\","
+			  "\"exp\":\"ranker-v2\",\"variant\":\"treatment\",\"unit\":null,"
+			  "\"rid\":null,\"metric\":\"click\",\"value\":0.25,"
+			  "\"id\":\"order-77/\\\"x\\\"\"}\n");
+	o.id = NULL;
 
 	static const struct {
 		double v;
