@@ -25,6 +25,7 @@
 
 #include "conf.h"
 #include "fuzz_check.h"
+#include "live.h"
 #include "outcome.h"
 #include "ridmap.h"
 
@@ -88,12 +89,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		snprintf(rid, sizeof(rid), "filler-%d", i);
 		ridmap_put(rids, rid, strlen(rid), 1, NOW);
 	}
-	/* Ids as the proxy would assign them after a load. */
+	/* pair ids as the proxy assigns them after a load: 1..5 in declared order */
+	if (live_register_conf(conf) < 0)
+		abort();
 	for (size_t i = 0; i < conf->nexperiments; i++) {
 		for (size_t j = 0; j < conf->experiments[i].nvariants; j++) {
 			char rid[16];
 
-			conf->experiments[i].variants[j].id = ++id;
+			id = conf->experiments[i].variants[j].id;
 			snprintf(rid, sizeof(rid), "rid-%d", id);
 			ridmap_put(rids, rid, strlen(rid), id, NOW);
 		}
