@@ -26,6 +26,7 @@
 #include "log.h"
 #include "net.h"
 #include "outlog.h"
+#include "replay.h"
 #include "ridmap.h"
 #include "rollout.h"
 #include "server.h"
@@ -365,6 +366,29 @@ static void make_parent_dir(const char *path)
 	mkdir(dir, 0755);
 }
 
+/* Puts back the request ids and outcome keys of the outcome log's window (replay.h). */
+static void replay_tail(const struct conf *c)
+{
+	struct replay_counts n;
+	struct timeval tv;
+	struct timespec t0, t1;
+
+	gettimeofday(&tv, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	uint64_t wall = (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+	uint64_t mono = (uint64_t)t0.tv_sec * 1000000u + (uint64_t)t0.tv_nsec / 1000u;
+	if (replay_outcome_log(c->log_outcomes, c, srv.rids, srv.outcome_keys, wall, mono, &n) < 0)
+		log_warn("outcome log %s: cannot read its tail (request ids and outcome keys of "
+			 "the last %u s are not known)", c->log_outcomes, c->outcomes_rid_window_s);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (n.bytes > 0)
+		log_info("outcome log %s: the last %u s put back: %llu request ids, %llu outcome "
+			 "keys (%.1f MB read in %.2f s)",
+			 c->log_outcomes, c->outcomes_rid_window_s, (unsigned long long)n.requests,
+			 (unsigned long long)n.outcomes, n.bytes / 1e6,
+			 (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: abgate serve -c FILE\n"
@@ -460,6 +484,8 @@ int server_main(int argc, char **argv)
 		conf_free(c);
 		goto out;
 	}
+	if (c->log_outcomes != NULL)
+		replay_tail(c);
 	rollout_init(srv.base, srv.outlog);
 	evaluate_init(srv.base);
 	if (rollout_apply(c) < 0 || evaluate_apply(c) < 0) {
