@@ -395,7 +395,7 @@ static void handle_outcomes(struct httpd_req *req)
 	if (batch.accepted > 0 && lines == NULL) {
 		httpd_add_header(req, "Retry-After: 1");
 		respond_error(req, 503, "out of memory; nothing was recorded, retry");
-		outcome_counts.retry += batch.n;
+		outcome_counts.retry += batch.accepted;
 	} else if (batch.rejected > 0 && (atomic || (batch.accepted == 0 && batch.duplicates == 0))) {
 		const struct outcome *first = NULL;
 		for (size_t i = 0; i < batch.n && first == NULL; i++)
@@ -411,7 +411,7 @@ static void handle_outcomes(struct httpd_req *req)
 	} else if (batch.accepted > 0 && ol != NULL && outlog_write_block(ol, lines, used) < 0) {
 		httpd_add_header(req, "Retry-After: 1");
 		respond_error(req, 503, "the outcome log is behind; nothing was recorded, retry");
-		outcome_counts.retry += batch.n;
+		outcome_counts.retry += batch.accepted;
 	} else {
 		double t = (double)tv.tv_sec + tv.tv_usec / 1e6;
 		for (size_t i = 0; i < batch.n; i++) {
