@@ -283,13 +283,12 @@ bool outcome_key(const char *exp, const char *metric, bool binary, const char *r
 	return true;
 }
 
-/* Orders item indexes by key, then by index (for the duplicates within a batch). */
-static const struct outcome *sort_items;
-
-static int by_key(const void *a, const void *b)
+/* Orders item indexes by the items' keys, then by index (for the duplicates within a batch). */
+static int by_key(const void *a, const void *b, void *items)
 {
+	const struct outcome *it = items;
 	size_t i = *(const size_t *)a, j = *(const size_t *)b;
-	int d = memcmp(sort_items[i].key, sort_items[j].key, OUTCOME_KEY_LEN);
+	int d = memcmp(it[i].key, it[j].key, OUTCOME_KEY_LEN);
 
 	return d != 0 ? d : (i > j) - (i < j);
 }
@@ -306,8 +305,7 @@ static int mark_duplicates(struct outcome_batch *b, struct ridmap *seen, uint64_
 	for (size_t i = 0; i < b->n; i++)
 		if (b->items[i].status == OUTCOME_OK && b->items[i].has_key)
 			order[k++] = i;
-	sort_items = b->items;
-	qsort(order, k, sizeof(*order), by_key);
+	qsort_r(order, k, sizeof(*order), by_key, b->items);
 	for (size_t x = 0; x < k; x++) {
 		struct outcome *p = &b->items[order[x]];
 		bool dup = (x > 0 && memcmp(b->items[order[x - 1]].key, p->key, OUTCOME_KEY_LEN) == 0) ||
