@@ -76,6 +76,10 @@ enum ridmap_result ridmap_get(struct ridmap *m, const char *key, size_t len, uin
 /* The window the map was made with. */
 uint32_t ridmap_window(const struct ridmap *m);
 
+/* Drops the ids older than the window at monotonic time now_us from every shard (puts and
+ * lookups drop those they meet; this counts the rest, for the metrics). Thread-safe. */
+void ridmap_sweep(struct ridmap *m, uint64_t now_us);
+
 /* Counters and sizes summed over the shards (takes each shard lock in turn). */
 void ridmap_stats(struct ridmap *m, struct ridmap_stats *st);
 

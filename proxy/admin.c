@@ -438,7 +438,11 @@ static void handle_outcomes(struct httpd_req *req)
 static void outcome_metrics(FILE *f)
 {
 	struct ridmap_stats rs, ks;
+	struct timespec mono;
 
+	/* ids that aged out since anything touched their shard are counted now */
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	ridmap_sweep(server_rids(), (uint64_t)mono.tv_sec * 1000000u + (uint64_t)mono.tv_nsec / 1000u);
 	ridmap_stats(server_rids(), &rs);
 	ridmap_stats(server_outcome_keys(), &ks);
 	fprintf(f,

@@ -296,6 +296,16 @@ uint32_t ridmap_window(const struct ridmap *m)
 	return m->window;
 }
 
+void ridmap_sweep(struct ridmap *m, uint64_t now_us)
+{
+	for (unsigned i = 0; m != NULL && i < m->nshards; i++) {
+		struct shard *s = &m->shards[i];
+		pthread_mutex_lock(&s->lock);
+		sweep(s, to_t(now_us), m->window);
+		pthread_mutex_unlock(&s->lock);
+	}
+}
+
 void ridmap_stats(struct ridmap *m, struct ridmap_stats *st)
 {
 	memset(st, 0, sizeof(*st));

@@ -160,6 +160,13 @@ static void test_window(void)
 	CHECK(get(m, "d", 210 * S, &v) == RIDMAP_EXPIRED);
 	CHECK(get(m, "c", 210 * S, &v) == RIDMAP_FOUND);
 	CHECK_INT(ridmap_window(m), 10);
+	/* a sweep counts what aged out without a put or a lookup in its shard */
+	ridmap_stats(m, &st);
+	CHECK_INT(st.keys, 2);
+	ridmap_sweep(m, 300 * S);
+	ridmap_stats(m, &st);
+	CHECK_INT(st.keys, 0);
+	CHECK_INT(st.expired, 4);
 	ridmap_free(m);
 }
 
