@@ -11,6 +11,11 @@
  * 0, 1, true or false; continuous ones any finite number. Only metrics with source "outcome"
  * can be posted.
  *
+ * With OUTCOME_DEFER, an item attributed by its request id alone whose id this proxy does not
+ * know (never served here, expired or pushed out) is deferred rather than rejected: it is
+ * recorded as a pending outcome, which `abgate report` attributes from the request records
+ * of the logs it is given (another instance's included).
+ *
  * Deduplication (outcome_key): an outcome with an "id" is the same outcome as any other with
  * the same (exp, metric, id); without one, an outcome of a binary metric with a "rid" is the
  * same as any other of the same (exp, metric, rid): a request converts at most once per
@@ -53,14 +58,18 @@ enum outcome_reason {
 };
 const char *outcome_reason_name(enum outcome_reason r);
 
-enum outcome_status { OUTCOME_OK, OUTCOME_REJECTED, OUTCOME_DUPLICATE };
+enum outcome_status { OUTCOME_OK, OUTCOME_REJECTED, OUTCOME_DUPLICATE, OUTCOME_DEFERRED };
+
+/* outcome_parse flags */
+#define OUTCOME_DEFER 1u /* defer rid-only items whose request id is not known here */
 
 struct outcome {
 	enum outcome_status status;
-	enum outcome_reason reason;      /* OUTCOME_REJECTED */
+	enum outcome_reason reason;      /* OUTCOME_REJECTED; OUTCOME_DEFERRED: why the rid was
+					    not known (RID_UNKNOWN, RID_EXPIRED, RID_EVICTED) */
 	char *error;                     /* OUTCOME_REJECTED: why, one line; owned by the batch */
 	const struct conf_experiment *e; /* (ref) into the generation; OK and DUPLICATE */
-	const struct conf_variant *v;    /* (ref) */
+	const struct conf_variant *v;    /* (ref); NULL when OUTCOME_DEFERRED */
 	size_t metric;                   /* index into e->metrics */
 	double value;
 	char *unit;                      /* NULL when absent; owned by the batch */
@@ -73,21 +82,23 @@ struct outcome {
 struct outcome_batch {
 	struct outcome *items;
 	size_t n;
-	size_t accepted, rejected, duplicates; /* items by status */
+	size_t accepted, rejected, duplicates, deferred; /* items by status */
 };
 
 /*
- * Parses body against generation c at monotonic time now_us: exactly one JSON document (an
+ * Parses body against generation c at monotonic time now_us (flags: OUTCOME_DEFER or 0):
+ * exactly one JSON document (an
  * object or an array of 1 to OUTCOME_BATCH_MAX objects), optionally surrounded by whitespace.
  * Request ids are looked up in rids, and keys in seen (the keys of outcomes recorded before;
  * either map may be NULL: nothing is found there). Returns 0 with every item in *batch, each
- * OK, REJECTED or DUPLICATE (a repeat of an earlier item of the batch is a duplicate too), to
+ * OK, REJECTED, DUPLICATE (a repeat of an earlier item of the batch is a duplicate too) or
+ * DEFERRED, to
  * be freed with outcome_batch_free; or -1 when the document as a whole is refused, with one
  * line in err and nothing in *batch. The batch refers into c: keep c alive while using it.
  */
 int outcome_parse(const struct conf *c, struct ridmap *rids, struct ridmap *seen, uint64_t now_us,
-		  const char *body, size_t len, struct outcome_batch *batch, char *err,
-		  size_t errlen);
+		  unsigned flags, const char *body, size_t len, struct outcome_batch *batch,
+		  char *err, size_t errlen);
 void outcome_batch_free(struct outcome_batch *batch);
 
 /* Marks item i of batch rejected for reason r (err: a copy is kept). */

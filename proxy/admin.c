@@ -94,8 +94,9 @@ static bool query_known(const char *q, size_t qlen, const char *const *allowed, 
 	return true;
 }
 
-/* Whether every atomic=VALUE of the raw query q[0..qlen) is 0, 1, false or true. */
-static bool atomic_value_ok(const char *q, size_t qlen)
+/* Whether every value of the raw query q[0..qlen) is 0, 1, false or true (the parameters of
+ * POST /outcomes, atomic and defer, are booleans; admin_judge let no other through). */
+static bool bool_values_ok(const char *q, size_t qlen)
 {
 	static const char *const ok[] = {"0", "1", "false", "true"};
 	const char *end = q + qlen;
@@ -104,10 +105,10 @@ static bool atomic_value_ok(const char *q, size_t qlen)
 		const char *amp = memchr(q, '&', (size_t)(end - q));
 		if (amp == NULL)
 			amp = end;
-		if ((size_t)(amp - q) >= 6 && memcmp(q, "atomic", 6) == 0 &&
-		    (amp - q == 6 || q[6] == '=')) {
-			const char *v = q + 7;
-			size_t n = amp - q > 6 ? (size_t)(amp - v) : 0;
+		const char *eq = memchr(q, '=', (size_t)(amp - q));
+		if (amp > q) {
+			const char *v = eq != NULL ? eq + 1 : amp;
+			size_t n = (size_t)(amp - v);
 			bool good = false;
 			for (size_t i = 0; i < 4 && !good; i++)
 				good = strlen(ok[i]) == n && memcmp(ok[i], v, n) == 0;
@@ -287,33 +288,37 @@ static void handle_rollout_command(struct httpd_req *req, const char *rest, size
 
 /* Posted outcome items by what became of them, since the start (admin thread only). */
 static struct {
-	uint64_t accepted, deduplicated, retry;
+	uint64_t accepted, deduplicated, deferred, retry;
 	uint64_t rejected[OUTCOME_NREASONS];
 } outcome_counts;
 
-/* Whether the raw query asks for all or nothing (atomic=1 or atomic=true; admin_judge let
- * only those, 0 and false through). */
-static bool atomic_asked(struct httpd_req *req)
+/* Whether the query sets boolean parameter name (to 1 or true; admin_judge let only those, 0
+ * and false through). */
+static bool query_flag(struct httpd_req *req, const char *name)
 {
 	char v[8];
 
-	return httpd_req_query_param(req, "atomic", v, sizeof(v)) > 0 &&
+	return httpd_req_query_param(req, name, v, sizeof(v)) > 0 &&
 	       (strcmp(v, "1") == 0 || strcmp(v, "true") == 0);
 }
 
 /*
  * Answers a parsed batch: {"accepted": N, "deduplicated": [{"index": i}, ...], "rejected":
  * [{"index": i, "reason": R, "error": TEXT}, ...]} where accepted counts the items recorded
- * (0 unless recorded), plus "error" when error is not NULL.
+ * (0 unless recorded), plus "error" when error is not NULL, and with defer=1 "deferred":
+ * [{"index": i, "reason": R}, ...] (recorded as pending outcomes when recorded is true).
  */
 static void respond_batch(struct httpd_req *req, int status, const struct outcome_batch *b,
-			  bool recorded, const char *error)
+			  bool recorded, bool defer, const char *error)
 {
 	cJSON *doc = cJSON_CreateObject(), *dups = cJSON_CreateArray(), *rej = cJSON_CreateArray();
+	cJSON *def = defer ? cJSON_CreateArray() : NULL;
 
 	cJSON_AddNumberToObject(doc, "accepted", recorded ? (double)b->accepted : 0);
 	cJSON_AddItemToObject(doc, "deduplicated", dups);
 	cJSON_AddItemToObject(doc, "rejected", rej);
+	if (def != NULL)
+		cJSON_AddItemToObject(doc, "deferred", def);
 	if (error != NULL)
 		cJSON_AddStringToObject(doc, "error", error);
 	for (size_t i = 0; i < b->n; i++) {
@@ -329,6 +334,12 @@ static void respond_batch(struct httpd_req *req, int status, const struct outcom
 								 ? o->error
 								 : outcome_reason_name(o->reason));
 			cJSON_AddItemToArray(rej, it);
+		} else if (o->status == OUTCOME_DEFERRED) {
+			cJSON_AddStringToObject(it, "reason", outcome_reason_name(o->reason));
+			if (def != NULL && recorded)
+				cJSON_AddItemToArray(def, it);
+			else
+				cJSON_Delete(it);
 		} else {
 			cJSON_AddItemToArray(dups, it);
 		}
@@ -344,8 +355,10 @@ static void count_rejected(const struct outcome_batch *b)
 }
 
 /*
- * POST /outcomes[?atomic=1]. Each item is recorded, found to be a duplicate (not recorded
- * again) or rejected with its reason; with atomic=1 one rejected item refuses the batch. The
+ * POST /outcomes[?atomic=1][&defer=1]. Each item is recorded, found to be a duplicate (not
+ * recorded again) or rejected with its reason; with atomic=1 one rejected item refuses the
+ * batch; with defer=1 a rid-only item whose request id is not known here is recorded as a
+ * pending outcome (for `abgate report`) instead of being rejected. The
  * items recorded go to the outcome log in one block, so a 503 (the log is behind) records
  * none of them; only then are they counted live and their keys remembered.
  */
@@ -357,28 +370,31 @@ static void handle_outcomes(struct httpd_req *req)
 	uint64_t seq;
 	struct outcome_batch batch;
 	struct conf *c = server_conf_acquire(&seq);
-	bool atomic = atomic_asked(req);
+	bool atomic = query_flag(req, "atomic");
+	unsigned flags = query_flag(req, "defer") ? OUTCOME_DEFER : 0;
 	struct timespec mono;
 
 	clock_gettime(CLOCK_MONOTONIC, &mono);
 	uint64_t now_us = (uint64_t)mono.tv_sec * 1000000u + (uint64_t)mono.tv_nsec / 1000u;
-	if (outcome_parse(c, server_rids(), server_outcome_keys(), now_us, body, blen, &batch, err,
-			  sizeof(err)) < 0) {
+	if (outcome_parse(c, server_rids(), server_outcome_keys(), now_us, flags, body, blen, &batch,
+			  err, sizeof(err)) < 0) {
 		conf_unref(c);
 		return respond_error(req, 400, err);
 	}
-	char *lines = batch.accepted > 0 ? malloc(batch.accepted * OUTCOME_LINE_MAX) : NULL;
+	size_t nrec = batch.accepted + batch.deferred; /* the items that make a record */
+	char *lines = nrec > 0 ? malloc(nrec * OUTCOME_LINE_MAX) : NULL;
 	size_t used = 0;
 	struct timeval tv;
 	gettimeofday(&tv, NULL);
 	for (size_t i = 0; lines != NULL && i < batch.n; i++) {
 		const struct outcome *o = &batch.items[i];
-		if (o->status != OUTCOME_OK)
+		if (o->status != OUTCOME_OK && o->status != OUTCOME_DEFERRED)
 			continue;
 		struct outlog_outcome oc = {
 			.ts = tv,
 			.exp = o->e->name,
-			.variant = o->v->name,
+			.variant = o->v != NULL ? o->v->name : NULL,
+			.pending = o->status == OUTCOME_DEFERRED,
 			.unit = o->unit,
 			.rid = o->rid,
 			.metric = o->e->metrics[o->metric].name,
@@ -392,11 +408,13 @@ static void handle_outcomes(struct httpd_req *req)
 		used += len;
 	}
 	struct outlog *ol = server_outlog();
-	if (batch.accepted > 0 && lines == NULL) {
+	nrec = batch.accepted + batch.deferred;
+	if (nrec > 0 && lines == NULL) {
 		httpd_add_header(req, "Retry-After: 1");
 		respond_error(req, 503, "out of memory; nothing was recorded, retry");
 		outcome_counts.retry += batch.accepted;
-	} else if (batch.rejected > 0 && (atomic || (batch.accepted == 0 && batch.duplicates == 0))) {
+	} else if (batch.rejected > 0 &&
+		   (atomic || (nrec == 0 && batch.duplicates == 0))) {
 		const struct outcome *first = NULL;
 		for (size_t i = 0; i < batch.n && first == NULL; i++)
 			if (batch.items[i].status == OUTCOME_REJECTED)
@@ -407,18 +425,19 @@ static void handle_outcomes(struct httpd_req *req)
 			 atomic && batch.rejected < batch.n ? " (atomic=1: the batch is all or nothing)"
 							    : "");
 		count_rejected(&batch);
-		respond_batch(req, 400, &batch, false, err);
-	} else if (batch.accepted > 0 && ol != NULL && outlog_write_block(ol, lines, used) < 0) {
+		respond_batch(req, 400, &batch, false, flags != 0, err);
+	} else if (nrec > 0 && ol != NULL && outlog_write_block(ol, lines, used) < 0) {
 		httpd_add_header(req, "Retry-After: 1");
 		respond_error(req, 503, "the outcome log is behind; nothing was recorded, retry");
-		outcome_counts.retry += batch.accepted;
+		outcome_counts.retry += nrec;
 	} else {
 		double t = (double)tv.tv_sec + tv.tv_usec / 1e6;
 		for (size_t i = 0; i < batch.n; i++) {
 			const struct outcome *o = &batch.items[i];
-			if (o->status != OUTCOME_OK)
+			if (o->status != OUTCOME_OK && o->status != OUTCOME_DEFERRED)
 				continue;
-			live_outcome(server_live(), o->e, o->v, o->metric, o->value, t);
+			if (o->status == OUTCOME_OK) /* pending ones are counted by the report */
+				live_outcome(server_live(), o->e, o->v, o->metric, o->value, t);
 			if (o->has_key)
 				ridmap_put(server_outcome_keys(), (const char *)o->key,
 					   OUTCOME_KEY_LEN, 0, now_us);
@@ -426,8 +445,9 @@ static void handle_outcomes(struct httpd_req *req)
 		live_publish(server_live());
 		outcome_counts.accepted += batch.accepted;
 		outcome_counts.deduplicated += batch.duplicates;
+		outcome_counts.deferred += batch.deferred;
 		count_rejected(&batch);
-		respond_batch(req, 200, &batch, true, NULL);
+		respond_batch(req, 200, &batch, true, flags != 0, NULL);
 	}
 	free(lines);
 	outcome_batch_free(&batch);
@@ -448,14 +468,17 @@ static void outcome_metrics(FILE *f)
 	fprintf(f,
 		"# HELP abgate_outcomes_total Items posted to POST /outcomes, by result (accepted: "
 		"recorded; deduplicated: recorded before, not again; rejected: refused, by reason "
-		"in abgate_outcomes_rejected_total; retry: answered 503, the outcome log was "
-		"behind).\n"
+		"in abgate_outcomes_rejected_total; deferred: recorded as pending, its request id "
+		"unknown here, for the report to attribute; retry: answered 503, the outcome log "
+		"was behind).\n"
 		"# TYPE abgate_outcomes_total counter\n"
 		"abgate_outcomes_total{result=\"accepted\"} %llu\n"
 		"abgate_outcomes_total{result=\"deduplicated\"} %llu\n"
+		"abgate_outcomes_total{result=\"deferred\"} %llu\n"
 		"abgate_outcomes_total{result=\"retry\"} %llu\n",
 		(unsigned long long)outcome_counts.accepted,
 		(unsigned long long)outcome_counts.deduplicated,
+		(unsigned long long)outcome_counts.deferred,
 		(unsigned long long)outcome_counts.retry);
 	uint64_t rejected = 0;
 	for (int r = 0; r < OUTCOME_NREASONS; r++)
@@ -702,7 +725,7 @@ void admin_judge(const struct admin_request *r, const char *token, struct admin_
 {
 	static const char *const none[] = {NULL};
 	static const char *const report[] = {"format", NULL};
-	static const char *const outcomes[] = {"atomic", NULL};
+	static const char *const outcomes[] = {"atomic", "defer", NULL};
 	bool get = r->method == HTTP_M_GET || r->method == HTTP_M_HEAD;
 	const char *bad;
 	size_t bad_len;
@@ -754,13 +777,13 @@ void admin_judge(const struct admin_request *r, const char *token, struct admin_
 		snprintf(v->reason, sizeof(v->reason), "unknown query parameter '%.*s'%s%s", (int)n,
 			 bad, n < bad_len ? "..." : "",
 			 rep  ? " (this endpoint takes format)"
-			 : oc ? " (this endpoint takes atomic)"
+			 : oc ? " (this endpoint takes atomic and defer)"
 			      : " (this endpoint takes none)");
 		return;
 	}
-	if (oc && !atomic_value_ok(r->query, r->query_len)) {
+	if (oc && !bool_values_ok(r->query, r->query_len)) {
 		v->status = 400;
-		snprintf(v->reason, sizeof(v->reason), "atomic must be 0, 1, false or true");
+		snprintf(v->reason, sizeof(v->reason), "atomic and defer must be 0, 1, false or true");
 		return;
 	}
 	if (v->endpoint == EP_OUTCOMES)

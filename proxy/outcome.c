@@ -250,6 +250,8 @@ void outcome_reject(struct outcome_batch *batch, size_t i, enum outcome_reason r
 		batch->accepted--;
 	else if (p->status == OUTCOME_DUPLICATE)
 		batch->duplicates--;
+	else if (p->status == OUTCOME_DEFERRED)
+		batch->deferred--;
 	else
 		batch->rejected--;
 	free(p->error);
@@ -293,7 +295,7 @@ static int by_key(const void *a, const void *b, void *items)
 	return d != 0 ? d : (i > j) - (i < j);
 }
 
-/* Marks as duplicates the accepted items whose key was recorded before (in seen) or belongs
+/* Marks as duplicates the accepted (or deferred) items whose key was recorded before (in seen) or belongs
  * to an earlier item of the batch. Returns 0 or -1 (out of memory). */
 static int mark_duplicates(struct outcome_batch *b, struct ridmap *seen, uint64_t now_us)
 {
@@ -303,7 +305,8 @@ static int mark_duplicates(struct outcome_batch *b, struct ridmap *seen, uint64_
 	if (order == NULL)
 		return -1;
 	for (size_t i = 0; i < b->n; i++)
-		if (b->items[i].status == OUTCOME_OK && b->items[i].has_key)
+		if ((b->items[i].status == OUTCOME_OK || b->items[i].status == OUTCOME_DEFERRED) &&
+		    b->items[i].has_key)
 			order[k++] = i;
 	qsort_r(order, k, sizeof(*order), by_key, b->items);
 	for (size_t x = 0; x < k; x++) {
@@ -312,8 +315,11 @@ static int mark_duplicates(struct outcome_batch *b, struct ridmap *seen, uint64_
 			   ridmap_get(seen, (const char *)p->key, OUTCOME_KEY_LEN, now_us, &v) ==
 			       RIDMAP_FOUND;
 		if (dup) {
+			if (p->status == OUTCOME_OK)
+				b->accepted--;
+			else
+				b->deferred--;
 			p->status = OUTCOME_DUPLICATE;
-			b->accepted--;
 			b->duplicates++;
 		}
 	}
@@ -322,8 +328,8 @@ static int mark_duplicates(struct outcome_batch *b, struct ridmap *seen, uint64_
 }
 
 int outcome_parse(const struct conf *c, struct ridmap *rids, struct ridmap *seen, uint64_t now_us,
-		  const char *body, size_t len, struct outcome_batch *batch, char *err,
-		  size_t errlen)
+		  unsigned flags, const char *body, size_t len, struct outcome_batch *batch,
+		  char *err, size_t errlen)
 {
 	char why[400];
 	struct lookup lk = {rids, now_us, c->outcomes_max_rids};
@@ -383,8 +389,19 @@ int outcome_parse(const struct conf *c, struct ridmap *rids, struct ridmap *seen
 		batch->n = i + 1;
 		batch->accepted++;
 		if (check_outcome(c, &lk, o, p, &r, why, sizeof(why)) < 0) {
-			outcome_reject(batch, i, r, why);
-			continue;
+			bool rid_only = str_field(o, "rid") != NULL && str_field(o, "variant") == NULL;
+			if (!(flags & OUTCOME_DEFER) || !rid_only ||
+			    (r != OUTCOME_R_RID_UNKNOWN && r != OUTCOME_R_RID_EXPIRED &&
+			     r != OUTCOME_R_RID_EVICTED)) {
+				outcome_reject(batch, i, r, why);
+				continue;
+			}
+			/* checked whole but for the rid: the report will look for its request */
+			p->status = OUTCOME_DEFERRED;
+			p->reason = r;
+			p->v = NULL;
+			batch->accepted--;
+			batch->deferred++;
 		}
 		p->unit = dup_field(o, "unit");
 		p->rid = dup_field(o, "rid");

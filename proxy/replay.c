@@ -125,13 +125,15 @@ static void replay_line(struct replay *r, const char *line, size_t len)
 {
 	static const char req[] = "{\"v\":1,\"type\":\"request\"";
 	static const char out[] = "{\"v\":1,\"type\":\"outcome\"";
+	static const char pending[] = "{\"v\":1,\"type\":\"pending_outcome\"";
 	double ts;
 
 	if (len < sizeof(req) || !line_ts(line, len, &ts) || ts < r->cutoff)
 		return;
 	if (memcmp(line, req, sizeof(req) - 1) == 0)
 		replay_request(r, line, len, ts);
-	else if (memcmp(line, out, sizeof(out) - 1) == 0)
+	else if (memcmp(line, out, sizeof(out) - 1) == 0 ||
+		 (len >= sizeof(pending) && memcmp(line, pending, sizeof(pending) - 1) == 0))
 		replay_outcome(r, line, len, ts);
 }
 

@@ -10,7 +10,9 @@
  * of the window and "gone-1" was pushed out for room. The outcome keys of "id":"seen-1" on
  * click and of rid "rid-1" on click are recorded already, so those items are duplicates.
  *
- * A document that is read must give at least one item, each exactly one of: recorded
+ * Each body is read twice, without and with OUTCOME_DEFER (then a rid-only item whose request
+ * id is not known is deferred, never anything else). A document that is read must give at
+ * least one item, each exactly one of: recorded
  * (attributed to a variant of its experiment, on a metric posted by the application, with a
  * value its kind allows), a duplicate (with a deduplication key), or rejected (with a reason
  * and its text); the counts must add up; the batch is then freed. A refused document must
@@ -109,9 +111,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-static void check_batch(const struct outcome_batch *b)
+static void check_batch(const struct outcome_batch *b, unsigned flags)
 {
-	size_t ok = 0, dup = 0, rej = 0;
+	size_t ok = 0, dup = 0, rej = 0, def = 0;
 
 	CHECK(b->n >= 1 && b->items != NULL);
 	for (size_t i = 0; i < b->n; i++) {
@@ -123,6 +125,17 @@ static void check_batch(const struct outcome_batch *b)
 			rej++;
 			CHECK(o->reason < OUTCOME_NREASONS && outcome_reason_name(o->reason) != NULL);
 			CHECK(o->error != NULL && o->error[0] != '\0');
+			continue;
+		}
+		if (o->status == OUTCOME_DEFERRED) {
+			/* only asked for, and only for a request id not known here */
+			def++;
+			CHECK(flags & OUTCOME_DEFER);
+			CHECK(o->v == NULL && o->rid != NULL);
+			CHECK(o->reason == OUTCOME_R_RID_UNKNOWN || o->reason == OUTCOME_R_RID_EXPIRED ||
+			      o->reason == OUTCOME_R_RID_EVICTED);
+			CHECK(e >= conf->experiments && e < conf->experiments + conf->nexperiments);
+			CHECK(o->metric < e->nmetrics && e->metrics[o->metric].source == CONF_SRC_OUTCOME);
 			continue;
 		}
 		CHECK(o->status == OUTCOME_OK || o->status == OUTCOME_DUPLICATE);
@@ -144,7 +157,8 @@ static void check_batch(const struct outcome_batch *b)
 		else
 			CHECK(isfinite(o->value));
 	}
-	CHECK(ok == b->accepted && dup == b->duplicates && rej == b->rejected);
+	CHECK(ok == b->accepted && dup == b->duplicates && rej == b->rejected &&
+	      def == b->deferred);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -152,16 +166,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct outcome_batch batch;
 	char err[512];
 
-	memset(&batch, 0xa5, sizeof(batch));
-	memset(err, 'x', sizeof(err));
-	if (outcome_parse(conf, rids, seen, NOW, (const char *)data, size, &batch, err,
-			  sizeof(err)) == 0) {
-		check_batch(&batch);
-		outcome_batch_free(&batch);
-		CHECK(batch.items == NULL && batch.n == 0);
-	} else {
-		CHECK(batch.items == NULL && batch.n == 0);
-		CHECK(memchr(err, '\0', sizeof(err)) != NULL && err[0] != '\0');
+	for (unsigned flags = 0; flags <= OUTCOME_DEFER; flags += OUTCOME_DEFER) {
+		memset(&batch, 0xa5, sizeof(batch));
+		memset(err, 'x', sizeof(err));
+		if (outcome_parse(conf, rids, seen, NOW, flags, (const char *)data, size, &batch,
+				  err, sizeof(err)) == 0) {
+			check_batch(&batch, flags);
+			outcome_batch_free(&batch);
+			CHECK(batch.items == NULL && batch.n == 0);
+		} else {
+			CHECK(batch.items == NULL && batch.n == 0);
+			CHECK(memchr(err, '\0', sizeof(err)) != NULL && err[0] != '\0');
+		}
 	}
 	return 0;
 }

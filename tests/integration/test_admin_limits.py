@@ -198,7 +198,8 @@ def test_strict_queries(procs, models, yaml_config, tmp_path):
         ("/experiments/e/report?format=json&x=1", "unknown query parameter 'x'"),
         ("/metrics?debug=1", "unknown query parameter 'debug'"),
         ("/experiments?all", "unknown query parameter 'all'"),
-        ("/outcomes?atomic=yes", "atomic must be"),
+        ("/outcomes?atomic=yes", "atomic and defer must be"),
+        ("/outcomes?defer=2", "atomic and defer must be"),
         ("/outcomes?atomic=1&dry=1", "unknown query parameter 'dry'"),
     ]:
         method = "POST" if path.startswith("/outcomes") else "GET"

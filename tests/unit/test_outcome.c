@@ -46,7 +46,7 @@ static struct ridmap *rids, *seen;
 static int parse(const char *body, struct outcome_batch *b)
 {
 	char err[512];
-	int rc = outcome_parse(conf, rids, seen, NOW, body, strlen(body), b, err, sizeof(err));
+	int rc = outcome_parse(conf, rids, seen, NOW, 0, body, strlen(body), b, err, sizeof(err));
 	if (rc < 0)
 		fprintf(stderr, "(refused: %s)\n", err);
 	return rc;
@@ -175,7 +175,7 @@ static void test_duplicates(void)
 	char err[256];
 	const char *body = "{\"exp\":\"exp\",\"metric\":\"revenue\",\"value\":1,\"id\":\"o-1\","
 			   "\"unit\":\"u\"}";
-	CHECK_INT(outcome_parse(conf, rids, seen, NOW + 61 * S, body, strlen(body), &b, err,
+	CHECK_INT(outcome_parse(conf, rids, seen, NOW + 61 * S, 0, body, strlen(body), &b, err,
 				sizeof(err)),
 		  0);
 	CHECK_INT(b.accepted, 1);
@@ -221,7 +221,7 @@ static void test_documents(void)
 
 	static const char *const bad[] = {"", "[]", "{", "5", "{} {}", "[{}]]"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		CHECK_INT(outcome_parse(conf, rids, seen, NOW, bad[i], strlen(bad[i]), &b, err,
+		CHECK_INT(outcome_parse(conf, rids, seen, NOW, 0, bad[i], strlen(bad[i]), &b, err,
 					sizeof(err)),
 			  -1);
 		CHECK(b.items == NULL && b.n == 0 && err[0] != '\0');
@@ -233,8 +233,46 @@ static void test_documents(void)
 	outcome_batch_free(&b);
 	/* no map at all: every request id is unknown */
 	const char *one = "{\"exp\":\"exp\",\"metric\":\"click\",\"value\":1,\"rid\":\"r-ok\"}";
-	CHECK_INT(outcome_parse(conf, NULL, NULL, NOW, one, strlen(one), &b, err, sizeof(err)), 0);
+	CHECK_INT(outcome_parse(conf, NULL, NULL, NOW, 0, one, strlen(one), &b, err, sizeof(err)), 0);
 	CHECK_INT(b.items[0].reason, OUTCOME_R_RID_UNKNOWN);
+	outcome_batch_free(&b);
+}
+
+/* With OUTCOME_DEFER, rid-only items whose id is not known here wait for the report; the
+ * rest are judged as before, and a deferred item's key deduplicates like any other. */
+static void test_defer(void)
+{
+	struct outcome_batch b;
+	char err[256];
+	const char *body =
+	    "[{\"exp\":\"exp\",\"metric\":\"click\",\"value\":1,\"rid\":\"r-never\"},"
+	    "{\"exp\":\"exp\",\"metric\":\"click\",\"value\":1,\"rid\":\"r-old\"},"
+	    "{\"exp\":\"exp\",\"metric\":\"click\",\"value\":1,\"rid\":\"r-gone\"},"
+	    "{\"exp\":\"exp\",\"metric\":\"click\",\"value\":1,\"rid\":\"r-other\"},"
+	    "{\"exp\":\"exp\",\"metric\":\"click\",\"value\":1,\"rid\":\"r-never\"},"
+	    "{\"exp\":\"exp\",\"metric\":\"click\",\"value\":5,\"rid\":\"r-x\"},"
+	    "{\"exp\":\"exp\",\"metric\":\"revenue\",\"value\":5,\"rid\":\"r-x\",\"id\":\"p-1\"},"
+	    "{\"exp\":\"exp\",\"metric\":\"click\",\"value\":1,\"rid\":\"r-ok\",\"id\":\"p-2\"}]";
+	static const int want[] = {OUTCOME_DEFERRED, OUTCOME_DEFERRED, OUTCOME_DEFERRED,
+				   OUTCOME_REJECTED, OUTCOME_DUPLICATE, OUTCOME_REJECTED,
+				   OUTCOME_DEFERRED, OUTCOME_OK};
+
+	CHECK_INT(outcome_parse(conf, rids, seen, NOW, OUTCOME_DEFER, body, strlen(body), &b, err,
+				sizeof(err)),
+		  0);
+	CHECK_INT(b.n, 8);
+	for (size_t i = 0; i < b.n && i < 8; i++)
+		CHECK_INT(b.items[i].status, want[i]);
+	CHECK_INT(b.deferred, 4);
+	CHECK_INT(b.accepted, 1);
+	CHECK_INT(b.duplicates, 1);
+	CHECK_INT(b.rejected, 2);
+	CHECK(b.items[0].v == NULL && b.items[0].reason == OUTCOME_R_RID_UNKNOWN);
+	CHECK_INT(b.items[1].reason, OUTCOME_R_RID_EXPIRED);
+	CHECK_INT(b.items[2].reason, OUTCOME_R_RID_EVICTED);
+	CHECK_INT(b.items[3].reason, OUTCOME_R_VARIANT);
+	CHECK_STR(b.items[6].rid, "r-x");
+	CHECK_STR(b.items[6].id, "p-1");
 	outcome_batch_free(&b);
 }
 
@@ -264,6 +302,7 @@ int main(void)
 	test_duplicates();
 	test_unit_during_rollout();
 	test_documents();
+	test_defer();
 	ridmap_free(rids);
 	ridmap_free(seen);
 	conf_free(conf);
