@@ -3,9 +3,8 @@
  * start (see include/replay.h).
  *
  * Request records are the bulk of the tail (one per request), so their three fields are read
- * straight from the proxy's own record layout: names and request ids never hold a quote or a
- * backslash, and ",\"rid\":\"" cannot occur inside a JSON string. Outcome records, fewer and
- * holding client strings, are parsed as JSON.
+ * straight from the proxy's own record layout (pending_plain_field). Outcome records, fewer
+ * and holding client strings, are parsed as JSON.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +19,7 @@
 #include "conf.h"
 #include "logrec.h"
 #include "outcome.h"
+#include "pending.h"
 #include "replay.h"
 #include "ridmap.h"
 
@@ -49,25 +49,6 @@ static bool line_ts(const char *line, size_t len, double *ts)
 	return q != NULL && logrec_parse_ts(p, (size_t)(q - p), ts) == 0;
 }
 
-/* Copies the string value after key (such as ",\"exp\":\"") into out (NUL-terminated); false
- * when absent, empty, escaped or longer than cap - 1. */
-static bool plain_field(const char *line, size_t len, const char *key, char *out, size_t cap)
-{
-	size_t kl = strlen(key);
-	const char *p = memmem(line, len, key, kl), *end = line + len, *q;
-
-	if (p == NULL)
-		return false;
-	for (p += kl, q = p; q < end && *q != '"'; q++)
-		if (*q == '\\')
-			return false;
-	if (q == end || q == p || (size_t)(q - p) >= cap)
-		return false;
-	memcpy(out, p, (size_t)(q - p));
-	out[q - p] = '\0';
-	return true;
-}
-
 /* The monotonic time (us) of a record written at ts (seconds since the epoch). */
 static uint64_t mono_of(const struct replay *r, double ts)
 {
@@ -81,9 +62,9 @@ static void replay_request(struct replay *r, const char *line, size_t len, doubl
 {
 	char exp[128], var[128], rid[RIDMAP_KEY_MAX + 1];
 
-	if (r->rids == NULL || !plain_field(line, len, ",\"exp\":\"", exp, sizeof(exp)) ||
-	    !plain_field(line, len, ",\"variant\":\"", var, sizeof(var)) ||
-	    !plain_field(line, len, ",\"rid\":\"", rid, sizeof(rid)))
+	if (r->rids == NULL || !pending_plain_field(line, len, ",\"exp\":\"", exp, sizeof(exp)) ||
+	    !pending_plain_field(line, len, ",\"variant\":\"", var, sizeof(var)) ||
+	    !pending_plain_field(line, len, ",\"rid\":\"", rid, sizeof(rid)))
 		return;
 	const struct conf_experiment *e = conf_experiment_find(r->c, exp);
 	const struct conf_variant *v = e != NULL ? conf_variant_find(e, var) : NULL;

@@ -449,3 +449,60 @@ def test_an_outcome_is_credited_to_the_variant_its_request_was_served(procs, mod
     recs = px.wait_outcomes(lambda x: x["type"] == "outcome" and x["metric"] == "revenue", 4000)
     assert {x["rid"]: x["variant"] for x in recs} == {"m-%d" % i: before[i]
                                                        for i in range(4000)}
+
+
+# ---- offline attribution -------------------------------------------------------------------
+
+def run_report(logs, *extra):
+    import subprocess
+    from harness import ABGATE_BIN
+    p = subprocess.run([ABGATE_BIN, "report", "--format", "json", "--experiment", EXP] +
+                       list(extra) + [str(x) for x in logs], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout), p.stderr
+
+
+def test_outcomes_posted_to_the_wrong_instance_are_credited_by_the_report(
+        procs, models, yaml_config, tmp_path):
+    """Two instances, each with its own log; requests served by A, their outcomes posted to B
+    with defer=1 (B does not know the ids): B records them as pending, and `abgate report`
+    over both logs credits every one to the variant A served."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    cfg_a = config(yaml_config, models, tmp_path / "a", workers=1)
+    cfg_b = config(yaml_config, models, tmp_path / "b", workers=1)
+    a, b = start(procs, cfg_a), start(procs, cfg_b)
+    served = serve(a, 3000, rid="w-%d", user="wu-%d")
+    clicks = [i % 3 == 0 for i in range(3000)]
+    items = [{"exp": EXP, "metric": "click", "value": clicks[i], "rid": "w-%d" % i,
+              "id": "wc-%d" % i} for i in range(3000)]
+    r = post(b, items, "?defer=1")
+    assert r.status == 200, r
+    doc = r.json()
+    assert doc["accepted"] == 0 and doc["rejected"] == [] and doc["deduplicated"] == []
+    assert len(doc["deferred"]) == 3000
+    assert {d["reason"] for d in doc["deferred"]} == {"rid_unknown"}
+    # a retry to B counts once; without defer=1 such an item is still rejected
+    r = post(b, items[:10], "?defer=1")
+    assert r.json()["accepted"] == 0 and len(r.json()["deduplicated"]) == 10, r.json()
+    r = post(b, {"exp": EXP, "metric": "click", "value": 1, "rid": "w-5"})
+    assert r.status == 400 and r.json()["rejected"][0]["reason"] == "rid_unknown", r
+    pend = b.wait_outcomes(lambda x: x["type"] == "pending_outcome", 3000)
+    assert len(pend) == 3000 and all(x["variant"] is None for x in pend)
+    m = metrics(b)
+    assert metric_value(m, "abgate_outcomes_total", result="deferred") == 3000
+    a.stop()
+    b.stop()
+
+    want = {}
+    for i, v in enumerate(served):
+        n, s = want.get(v, (0, 0))
+        want[v] = (n + 1, s + clicks[i])
+    rep, err = run_report([cfg_a.outcomes, cfg_b.outcomes])
+    click = {x["name"]: x for x in rep["metrics"]}["click"]["by_variant"]
+    assert {v: (c["n"], c["successes"]) for v, c in click.items()} == want, (click, want)
+    assert err == ""
+    # B's log alone: the requests are not there, so nothing is credited, and it says so
+    rep, err = run_report([cfg_b.outcomes])
+    assert "3000 pending outcome(s) have no request record" in err, err
