@@ -69,7 +69,8 @@ struct outcome {
 					    not known (RID_UNKNOWN, RID_EXPIRED, RID_EVICTED) */
 	char *error;                     /* OUTCOME_REJECTED: why, one line; owned by the batch */
 	const struct conf_experiment *e; /* (ref) into the generation; OK and DUPLICATE */
-	const struct conf_variant *v;    /* (ref); NULL when OUTCOME_DEFERRED */
+	const struct conf_variant *v;    /* (ref); NULL when OUTCOME_DEFERRED (or a duplicate
+					    that would have been deferred) */
 	size_t metric;                   /* index into e->metrics */
 	double value;
 	char *unit;                      /* NULL when absent; owned by the batch */

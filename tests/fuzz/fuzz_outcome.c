@@ -148,7 +148,10 @@ static void check_batch(const struct outcome_batch *b, unsigned flags)
 		}
 		CHECK(o->id == NULL || (o->id[0] != '\0' && strlen(o->id) <= OUTCOME_ID_MAX));
 		CHECK(e >= conf->experiments && e < conf->experiments + conf->nexperiments);
-		CHECK(o->v >= e->variants && o->v < e->variants + e->nvariants);
+		if (o->v == NULL) /* a duplicate that would have been deferred */
+			CHECK(o->status == OUTCOME_DUPLICATE && (flags & OUTCOME_DEFER) && o->rid);
+		else
+			CHECK(o->v >= e->variants && o->v < e->variants + e->nvariants);
 		CHECK(o->metric < e->nmetrics);
 		m = &e->metrics[o->metric];
 		CHECK(m->source == CONF_SRC_OUTCOME);
