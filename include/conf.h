@@ -220,6 +220,11 @@ struct conf {
 
 	struct conf_limits limits;
 
+	/* outcomes: how long, and how many, request ids (and posted outcomes' keys, for
+	 * deduplication) are remembered; a restart applies a change */
+	uint32_t outcomes_rid_window_s; /* default 3600 */
+	uint32_t outcomes_max_rids;     /* default 2000000 */
+
 	struct conf_backend *backends;
 	size_t nbackends;
 	struct conf_backend *default_backend; /* (ref) NULL: unmatched requests get 404 */

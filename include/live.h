@@ -78,15 +78,6 @@ int live_collect(const struct conf_experiment *e, struct accum_variant ***out);
 struct analysis *live_analysis(const struct conf_experiment *e, const struct conf_metric *metrics,
 			       const struct conf_decision *dec);
 
-/*
- * Recent request ids: a bounded, lossy map from a request id to the pair it was assigned (so
- * that an outcome posted with only its request id is attributed to the right variant). Newer
- * ids overwrite older ones in a fixed table; one atomic store per request, no lock.
- */
-void live_rid_put(const char *rid, size_t len, int pair_id);
-/* The pair id of a recent request id, or -1 when unknown (or long overwritten). */
-int live_rid_get(const char *rid, size_t len);
-
 /* Totals over all shards for /metrics. */
 struct live_totals {
 	int npairs;

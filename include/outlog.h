@@ -104,6 +104,9 @@ struct outlog_outcome {
 	struct timeval ts;
 	const char *exp, *variant, *unit, *rid, *metric; /* NUL-terminated; unit/rid may be NULL */
 	double value;
+	const char *id; /* the client's outcome id, written as "id" after "value"; NULL: none */
+	bool pending;   /* a "pending_outcome" record: its variant (null) is left to `abgate
+			   report`, which finds the request record of its rid in the logs */
 };
 size_t outlog_format_outcome(char *dst, size_t cap, const struct outlog_outcome *o);
 

@@ -30,6 +30,12 @@ struct live_shard;
 struct outlog *server_outlog(void);
 struct live_shard *server_live(void);
 
+struct ridmap;
+/* The request-id map the workers write (request id -> the pair it was served), and the keys
+ * of the outcomes recorded (deduplication, admin thread only); see ridmap.h and outcome.h. */
+struct ridmap *server_rids(void);
+struct ridmap *server_outcome_keys(void);
+
 struct server_stats {
 	uint64_t reloads_ok, reloads_failed;
 	uint64_t log_dropped;   /* request records dropped (queue full) */

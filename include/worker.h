@@ -91,6 +91,8 @@ struct worker {
 	struct outlog_buf *olb; /* NULL without an outcome log */
 	struct outlog_buf *alb; /* NULL without an access log */
 	struct live_shard *live; /* this thread's live statistics */
+	struct ridmap *rids;     /* (ref) the process's request-id map (ridmap.h), set before
+				    the thread starts */
 	struct buf_pool bufs;
 	struct buf_pool big;  /* large buffers for bodies in flight (WORKER_BIG_BUF bytes each) */
 	uint32_t big_inuse;   /* large buffers handed out, at most WORKER_BIG_MAX */

@@ -37,7 +37,9 @@
 #include "outcome.h"
 #include "outlog.h"
 #include "render.h"
+#include "ridmap.h"
 #include "rollout.h"
+#include "router.h"
 #include "server.h"
 #include "shadow_stats.h"
 #include "upstream.h"
@@ -87,6 +89,32 @@ static bool query_known(const char *q, size_t qlen, const char *const *allowed, 
 			*bad = q;
 			*bad_len = n;
 			return false;
+		}
+		q = amp + 1;
+	}
+	return true;
+}
+
+/* Whether every value of the raw query q[0..qlen) is 0, 1, false or true (the parameters of
+ * POST /outcomes, atomic and defer, are booleans; admin_judge let no other through). */
+static bool bool_values_ok(const char *q, size_t qlen)
+{
+	static const char *const ok[] = {"0", "1", "false", "true"};
+	const char *end = q + qlen;
+
+	while (q < end) {
+		const char *amp = memchr(q, '&', (size_t)(end - q));
+		if (amp == NULL)
+			amp = end;
+		const char *eq = memchr(q, '=', (size_t)(amp - q));
+		if (amp > q) {
+			const char *v = eq != NULL ? eq + 1 : amp;
+			size_t n = (size_t)(amp - v);
+			bool good = false;
+			for (size_t i = 0; i < 4 && !good; i++)
+				good = strlen(ok[i]) == n && memcmp(ok[i], v, n) == 0;
+			if (!good)
+				return false;
 		}
 		q = amp + 1;
 	}
@@ -259,6 +287,82 @@ static void handle_rollout_command(struct httpd_req *req, const char *rest, size
 
 /* ---- outcomes ---------------------------------------------------------------------------- */
 
+/* Posted outcome items by what became of them, since the start (admin thread only). */
+static struct {
+	uint64_t accepted, deduplicated, deferred, retry;
+	uint64_t rejected[OUTCOME_NREASONS];
+} outcome_counts;
+
+/* Whether the query sets boolean parameter name (to 1 or true; admin_judge let only those, 0
+ * and false through). */
+static bool query_flag(struct httpd_req *req, const char *name)
+{
+	char v[8];
+
+	return httpd_req_query_param(req, name, v, sizeof(v)) > 0 &&
+	       (strcmp(v, "1") == 0 || strcmp(v, "true") == 0);
+}
+
+/*
+ * Answers a parsed batch: {"accepted": N, "deduplicated": [{"index": i}, ...], "rejected":
+ * [{"index": i, "reason": R, "error": TEXT}, ...]} where accepted counts the items recorded
+ * (0 unless recorded), plus "error" when error is not NULL, and with defer=1 "deferred":
+ * [{"index": i, "reason": R}, ...] (recorded as pending outcomes when recorded is true).
+ */
+static void respond_batch(struct httpd_req *req, int status, const struct outcome_batch *b,
+			  bool recorded, bool defer, const char *error)
+{
+	cJSON *doc = cJSON_CreateObject(), *dups = cJSON_CreateArray(), *rej = cJSON_CreateArray();
+	cJSON *def = defer ? cJSON_CreateArray() : NULL;
+
+	cJSON_AddNumberToObject(doc, "accepted", recorded ? (double)b->accepted : 0);
+	cJSON_AddItemToObject(doc, "deduplicated", dups);
+	cJSON_AddItemToObject(doc, "rejected", rej);
+	if (def != NULL)
+		cJSON_AddItemToObject(doc, "deferred", def);
+	if (error != NULL)
+		cJSON_AddStringToObject(doc, "error", error);
+	for (size_t i = 0; i < b->n; i++) {
+		const struct outcome *o = &b->items[i];
+		cJSON *it;
+		if (o->status == OUTCOME_OK)
+			continue;
+		it = cJSON_CreateObject();
+		cJSON_AddNumberToObject(it, "index", (double)i);
+		if (o->status == OUTCOME_REJECTED) {
+			cJSON_AddStringToObject(it, "reason", outcome_reason_name(o->reason));
+			cJSON_AddStringToObject(it, "error", o->error != NULL
+								 ? o->error
+								 : outcome_reason_name(o->reason));
+			cJSON_AddItemToArray(rej, it);
+		} else if (o->status == OUTCOME_DEFERRED) {
+			cJSON_AddStringToObject(it, "reason", outcome_reason_name(o->reason));
+			if (def != NULL && recorded)
+				cJSON_AddItemToArray(def, it);
+			else
+				cJSON_Delete(it);
+		} else {
+			cJSON_AddItemToArray(dups, it);
+		}
+	}
+	respond_json(req, status, doc);
+}
+
+static void count_rejected(const struct outcome_batch *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		if (b->items[i].status == OUTCOME_REJECTED)
+			outcome_counts.rejected[b->items[i].reason]++;
+}
+
+/*
+ * POST /outcomes[?atomic=1][&defer=1]. Each item is recorded, found to be a duplicate (not
+ * recorded again) or rejected with its reason; with atomic=1 one rejected item refuses the
+ * batch; with defer=1 a rid-only item whose request id is not known here is recorded as a
+ * pending outcome (for `abgate report`) instead of being rejected. The
+ * items recorded go to the outcome log in one block, so a 503 (the log is behind) records
+ * none of them; only then are they counted live and their keys remembered.
+ */
 static void handle_outcomes(struct httpd_req *req)
 {
 	size_t blen;
@@ -267,56 +371,157 @@ static void handle_outcomes(struct httpd_req *req)
 	uint64_t seq;
 	struct outcome_batch batch;
 	struct conf *c = server_conf_acquire(&seq);
+	bool atomic = query_flag(req, "atomic");
+	unsigned flags = query_flag(req, "defer") ? OUTCOME_DEFER : 0;
+	struct timespec mono;
 
-	if (outcome_parse(c, body, blen, &batch, err, sizeof(err)) < 0) {
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	uint64_t now_us = (uint64_t)mono.tv_sec * 1000000u + (uint64_t)mono.tv_nsec / 1000u;
+	if (outcome_parse(c, server_rids(), server_outcome_keys(), now_us, flags, body, blen, &batch,
+			  err, sizeof(err)) < 0) {
 		conf_unref(c);
 		return respond_error(req, 400, err);
 	}
-	char *lines = malloc(batch.n * OUTCOME_LINE_MAX);
+	size_t nrec = batch.accepted + batch.deferred; /* the items that make a record */
+	char *lines = nrec > 0 ? malloc(nrec * OUTCOME_LINE_MAX) : NULL;
 	size_t used = 0;
 	struct timeval tv;
 	gettimeofday(&tv, NULL);
 	for (size_t i = 0; lines != NULL && i < batch.n; i++) {
 		const struct outcome *o = &batch.items[i];
+		if (o->status != OUTCOME_OK && o->status != OUTCOME_DEFERRED)
+			continue;
 		struct outlog_outcome oc = {
 			.ts = tv,
 			.exp = o->e->name,
-			.variant = o->v->name,
+			.variant = o->v != NULL ? o->v->name : NULL,
+			.pending = o->status == OUTCOME_DEFERRED,
 			.unit = o->unit,
 			.rid = o->rid,
 			.metric = o->e->metrics[o->metric].name,
 			.value = o->value,
+			.id = o->id,
 		};
 		size_t len = outlog_format_outcome(lines + used, OUTCOME_LINE_MAX, &oc);
-		if (len == 0) {
-			char msg[128];
-			snprintf(msg, sizeof(msg), "outcome %zu: too long; nothing was recorded", i);
-			respond_error(req, 400, msg);
-			goto out;
-		}
+		if (len == 0)
+			outcome_reject(&batch, i, OUTCOME_R_TOO_LONG,
+				       "the outcome's record would be longer than 4096 bytes");
 		used += len;
 	}
 	struct outlog *ol = server_outlog();
-	if (lines == NULL) {
+	nrec = batch.accepted + batch.deferred;
+	if (nrec > 0 && lines == NULL) {
 		httpd_add_header(req, "Retry-After: 1");
 		respond_error(req, 503, "out of memory; nothing was recorded, retry");
-	} else if (ol != NULL && outlog_write_block(ol, lines, used) < 0) {
+		outcome_counts.retry += batch.accepted;
+	} else if (batch.rejected > 0 &&
+		   (atomic || (nrec == 0 && batch.duplicates == 0))) {
+		const struct outcome *first = NULL;
+		for (size_t i = 0; i < batch.n && first == NULL; i++)
+			if (batch.items[i].status == OUTCOME_REJECTED)
+				first = &batch.items[i];
+		snprintf(err, sizeof(err), "outcome %zu: %s; nothing was recorded%s",
+			 (size_t)(first - batch.items),
+			 first->error != NULL ? first->error : outcome_reason_name(first->reason),
+			 atomic && batch.rejected < batch.n ? " (atomic=1: the batch is all or nothing)"
+							    : "");
+		count_rejected(&batch);
+		respond_batch(req, 400, &batch, false, flags != 0, err);
+	} else if (nrec > 0 && ol != NULL && outlog_write_block(ol, lines, used) < 0) {
 		httpd_add_header(req, "Retry-After: 1");
 		respond_error(req, 503, "the outcome log is behind; nothing was recorded, retry");
+		outcome_counts.retry += nrec;
 	} else {
 		double t = (double)tv.tv_sec + tv.tv_usec / 1e6;
-		for (size_t i = 0; i < batch.n; i++)
-			live_outcome(server_live(), batch.items[i].e, batch.items[i].v,
-				     batch.items[i].metric, batch.items[i].value, t);
+		for (size_t i = 0; i < batch.n; i++) {
+			const struct outcome *o = &batch.items[i];
+			if (o->status != OUTCOME_OK && o->status != OUTCOME_DEFERRED)
+				continue;
+			/* pending ones are counted by the report; an outcome that names its unit
+			 * joins that unit's other outcomes in the unit-level variance */
+			if (o->status == OUTCOME_OK)
+				live_outcome_unit(server_live(), o->e, o->v, o->metric, o->value, t,
+						  o->unit != NULL
+							  ? router_unit_hash(o->e->salt, o->e->salt_len,
+									     o->unit, strlen(o->unit))
+							  : 0);
+			if (o->has_key)
+				ridmap_put(server_outcome_keys(), (const char *)o->key,
+					   OUTCOME_KEY_LEN, 0, now_us);
+		}
 		live_publish(server_live());
-		cJSON *res = cJSON_CreateObject();
-		cJSON_AddNumberToObject(res, "accepted", (double)batch.n);
-		respond_json(req, 200, res);
+		outcome_counts.accepted += batch.accepted;
+		outcome_counts.deduplicated += batch.duplicates;
+		outcome_counts.deferred += batch.deferred;
+		count_rejected(&batch);
+		respond_batch(req, 200, &batch, true, flags != 0, NULL);
 	}
-out:
 	free(lines);
 	outcome_batch_free(&batch);
 	conf_unref(c);
+}
+
+/* The outcome and request-id figures of /metrics. */
+static void outcome_metrics(FILE *f)
+{
+	struct ridmap_stats rs, ks;
+	struct timespec mono;
+
+	/* ids that aged out since anything touched their shard are counted now */
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	ridmap_sweep(server_rids(), (uint64_t)mono.tv_sec * 1000000u + (uint64_t)mono.tv_nsec / 1000u);
+	ridmap_stats(server_rids(), &rs);
+	ridmap_stats(server_outcome_keys(), &ks);
+	fprintf(f,
+		"# HELP abgate_outcomes_total Items posted to POST /outcomes, by result (accepted: "
+		"recorded; deduplicated: recorded before, not again; rejected: refused, by reason "
+		"in abgate_outcomes_rejected_total; deferred: recorded as pending, its request id "
+		"unknown here, for the report to attribute; retry: answered 503, the outcome log "
+		"was behind).\n"
+		"# TYPE abgate_outcomes_total counter\n"
+		"abgate_outcomes_total{result=\"accepted\"} %llu\n"
+		"abgate_outcomes_total{result=\"deduplicated\"} %llu\n"
+		"abgate_outcomes_total{result=\"deferred\"} %llu\n"
+		"abgate_outcomes_total{result=\"retry\"} %llu\n",
+		(unsigned long long)outcome_counts.accepted,
+		(unsigned long long)outcome_counts.deduplicated,
+		(unsigned long long)outcome_counts.deferred,
+		(unsigned long long)outcome_counts.retry);
+	uint64_t rejected = 0;
+	for (int r = 0; r < OUTCOME_NREASONS; r++)
+		rejected += outcome_counts.rejected[r];
+	fprintf(f, "abgate_outcomes_total{result=\"rejected\"} %llu\n"
+		   "# HELP abgate_outcomes_rejected_total Outcome items refused, by reason.\n"
+		   "# TYPE abgate_outcomes_rejected_total counter\n",
+		(unsigned long long)rejected);
+	for (int r = 0; r < OUTCOME_NREASONS; r++)
+		fprintf(f, "abgate_outcomes_rejected_total{reason=\"%s\"} %llu\n",
+			outcome_reason_name((enum outcome_reason)r),
+			(unsigned long long)outcome_counts.rejected[r]);
+	fprintf(f,
+		"# HELP abgate_outcome_rids_expired_total Request ids that fell out of the "
+		"request-id map, by reason (window: older than outcomes.rid_window_s; max_rids: "
+		"pushed out by newer ones at outcomes.max_rids).\n"
+		"# TYPE abgate_outcome_rids_expired_total counter\n"
+		"abgate_outcome_rids_expired_total{reason=\"window\"} %llu\n"
+		"abgate_outcome_rids_expired_total{reason=\"max_rids\"} %llu\n"
+		"# HELP abgate_outcome_rids Request ids held for attributing outcomes.\n"
+		"# TYPE abgate_outcome_rids gauge\n"
+		"abgate_outcome_rids %llu\n"
+		"# HELP abgate_outcome_rids_bytes Memory reserved for the request-id map.\n"
+		"# TYPE abgate_outcome_rids_bytes gauge\n"
+		"abgate_outcome_rids_bytes %llu\n"
+		"# HELP abgate_outcome_keys Keys of recorded outcomes held for deduplication.\n"
+		"# TYPE abgate_outcome_keys gauge\n"
+		"abgate_outcome_keys %llu\n"
+		"# HELP abgate_outcome_keys_dropped_total Keys of recorded outcomes forgotten "
+		"before their window ended (pushed out at outcomes.max_rids): a retry of such an "
+		"outcome would be recorded again.\n"
+		"# TYPE abgate_outcome_keys_dropped_total counter\n"
+		"abgate_outcome_keys_dropped_total %llu\n",
+		(unsigned long long)rs.expired, (unsigned long long)rs.evicted,
+		(unsigned long long)rs.keys, (unsigned long long)rs.bytes,
+		(unsigned long long)ks.keys, (unsigned long long)ks.evicted);
 }
 
 /* ---- metrics ------------------------------------------------------------------------------- */
@@ -463,6 +668,7 @@ static void handle_metrics(struct httpd_req *req)
 		(unsigned long long)st.shadow_compared, (unsigned long long)st.shadow_failed,
 		(unsigned long long)st.shadow_dropped);
 	rollout_metrics(f, c);
+	outcome_metrics(f);
 	conf_unref(c);
 	live_totals_free(&t);
 	fclose(f);
@@ -526,6 +732,7 @@ void admin_judge(const struct admin_request *r, const char *token, struct admin_
 {
 	static const char *const none[] = {NULL};
 	static const char *const report[] = {"format", NULL};
+	static const char *const outcomes[] = {"atomic", "defer", NULL};
 	bool get = r->method == HTTP_M_GET || r->method == HTTP_M_HEAD;
 	const char *bad;
 	size_t bad_len;
@@ -565,8 +772,9 @@ void admin_judge(const struct admin_request *r, const char *token, struct admin_
 		}
 		break;
 	}
-	bool rep = v->endpoint == EP_REPORT;
-	if (!query_known(r->query, r->query_len, rep ? report : none, &bad, &bad_len)) {
+	bool rep = v->endpoint == EP_REPORT, oc = v->endpoint == EP_OUTCOMES;
+	if (!query_known(r->query, r->query_len, rep ? report : oc ? outcomes : none, &bad,
+			 &bad_len)) {
 		/* the name is echoed only as far as it is printable */
 		size_t n = 0;
 		while (n < bad_len && n < 64 && bad[n] > 0x20 && bad[n] < 0x7f && bad[n] != '\'' &&
@@ -575,7 +783,14 @@ void admin_judge(const struct admin_request *r, const char *token, struct admin_
 		v->status = 400;
 		snprintf(v->reason, sizeof(v->reason), "unknown query parameter '%.*s'%s%s", (int)n,
 			 bad, n < bad_len ? "..." : "",
-			 rep ? " (this endpoint takes format)" : " (this endpoint takes none)");
+			 rep  ? " (this endpoint takes format)"
+			 : oc ? " (this endpoint takes atomic and defer)"
+			      : " (this endpoint takes none)");
+		return;
+	}
+	if (oc && !bool_values_ok(r->query, r->query_len)) {
+		v->status = 400;
+		snprintf(v->reason, sizeof(v->reason), "atomic and defer must be 0, 1, false or true");
 		return;
 	}
 	if (v->endpoint == EP_OUTCOMES)

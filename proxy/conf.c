@@ -1039,6 +1039,24 @@ static int compile_limits(struct ctx *c, const struct node *v, struct conf *conf
 	return 0;
 }
 
+static int compile_outcomes(struct ctx *c, const struct node *v, struct conf *conf)
+{
+	static const char *const keys[] = {"rid_window_s", "max_rids", NULL};
+	const struct node *n;
+
+	if (check_keys(c, v, "outcomes", keys) < 0)
+		return -1;
+	/* from a second to a week */
+	if ((n = map_get(v, "rid_window_s")) != NULL &&
+	    get_u32(c, n, "outcomes.rid_window_s", 1, 604800, &conf->outcomes_rid_window_s) < 0)
+		return -1;
+	/* 80 bytes an id: from 80 KB to 4 GB */
+	if ((n = map_get(v, "max_rids")) != NULL &&
+	    get_u32(c, n, "outcomes.max_rids", 1000, 50000000, &conf->outcomes_max_rids) < 0)
+		return -1;
+	return 0;
+}
+
 static int compile_health(struct ctx *c, const struct node *v, struct conf_backend *b)
 {
 	static const char *const keys[] = {"path", "interval_ms", "timeout_ms",
@@ -1827,6 +1845,8 @@ static void conf_defaults(struct conf *conf)
 	conf->limits.upstream_connect_timeout_ms = 1000;
 	conf->limits.upstream_timeout_ms = 30000;
 	conf->limits.max_connections = 10000;
+	conf->outcomes_rid_window_s = 3600;
+	conf->outcomes_max_rids = 2000000;
 }
 
 /* Fills the defaults that need memory (strings, resolved addresses) for keys left out. */
@@ -1857,7 +1877,7 @@ static int compile_root(struct ctx *c, const struct node *root, struct conf *con
 	static const char *const keys[] = {"listen",   "admin",		  "workers",
 					   "io_uring", "drain_timeout_ms", "log",
 					   "limits",   "backends",	  "default_backend",
-					   "experiments", NULL};
+					   "experiments", "outcomes", NULL};
 	const struct node *backends;
 
 	if (check_keys(c, root, "the configuration", keys) < 0)
@@ -1884,6 +1904,8 @@ static int compile_root(struct ctx *c, const struct node *root, struct conf *con
 			rc = compile_log(c, v, conf);
 		else if (strcmp(k, "limits") == 0)
 			rc = compile_limits(c, v, conf);
+		else if (strcmp(k, "outcomes") == 0)
+			rc = compile_outcomes(c, v, conf);
 		else if (strcmp(k, "default_backend") == 0)
 			rc = get_backend_ref(c, conf, v, "default_backend", &conf->default_backend);
 		else if (strcmp(k, "experiments") == 0)

@@ -538,55 +538,6 @@ void live_totals_free(struct live_totals *t)
 	memset(t, 0, sizeof(*t));
 }
 
-/* ---- recent request ids -------------------------------------------------------------------- */
-
-#define RID_BITS 18
-/* Each slot holds the high 48 bits of the id's hash and the 16-bit pair id. */
-static _Atomic uint64_t rid_slots[1u << RID_BITS];
-
-/* A request id's hash, eight bytes a step (an id is hashed twice per request: on the way in
- * and when its outcome arrives). Any good mixing will do; nothing outside this map sees it. */
-static uint64_t rid_hash(const char *rid, size_t len)
-{
-	const uint64_t k = 0x9e3779b97f4a7c15ull;
-	uint64_t h = len * k, w;
-	size_t i = 0;
-
-	for (; i + 8 <= len; i += 8) {
-		memcpy(&w, rid + i, 8);
-		h = (h ^ w) * k;
-		h ^= h >> 29;
-	}
-	if (i < len) {
-		w = 0;
-		memcpy(&w, rid + i, len - i);
-		h = (h ^ w) * k;
-		h ^= h >> 29;
-	}
-	h *= 0xbf58476d1ce4e5b9ull;
-	return h ^ (h >> 31);
-}
-
-void live_rid_put(const char *rid, size_t len, int pair_id)
-{
-	uint64_t h = rid_hash(rid, len);
-	size_t i = (size_t)(h >> 16) & ((1u << RID_BITS) - 1);
-
-	atomic_store_explicit(&rid_slots[i], (h & ~0xffffULL) | ((uint64_t)pair_id & 0xffff),
-			      memory_order_relaxed);
-}
-
-int live_rid_get(const char *rid, size_t len)
-{
-	uint64_t h = rid_hash(rid, len);
-	size_t i = (size_t)(h >> 16) & ((1u << RID_BITS) - 1);
-	uint64_t v = atomic_load_explicit(&rid_slots[i], memory_order_relaxed);
-
-	if ((v & ~0xffffULL) != (h & ~0xffffULL) || (v & 0xffff) == 0)
-		return -1;
-	return (int)(v & 0xffff);
-}
-
 /* ---- shadow comparisons -------------------------------------------------------------------- */
 
 struct shadow_entry {

@@ -1112,12 +1112,15 @@ size_t outlog_format_outcome(char *dst, size_t cap, const struct outlog_outcome 
 {
 	struct out o = {dst, dst + cap, false};
 
-	put_lit(&o, "{\"v\":1,\"type\":\"outcome\",\"ts\":\"");
+	if (oc->pending) /* put_lit takes a literal's size */
+		put_lit(&o, "{\"v\":1,\"type\":\"pending_outcome\",\"ts\":\"");
+	else
+		put_lit(&o, "{\"v\":1,\"type\":\"outcome\",\"ts\":\"");
 	put_ts(&o, &oc->ts);
 	put_lit(&o, "\",\"exp\":");
 	put_cstr(&o, oc->exp);
 	put_lit(&o, ",\"variant\":");
-	put_cstr(&o, oc->variant);
+	put_cstr(&o, oc->pending ? NULL : oc->variant);
 	put_lit(&o, ",\"unit\":");
 	put_cstr(&o, oc->unit);
 	put_lit(&o, ",\"rid\":");
@@ -1126,6 +1129,10 @@ size_t outlog_format_outcome(char *dst, size_t cap, const struct outlog_outcome 
 	put_cstr(&o, oc->metric);
 	put_lit(&o, ",\"value\":");
 	put_double(&o, oc->value);
+	if (oc->id != NULL) {
+		put_lit(&o, ",\"id\":");
+		put_cstr(&o, oc->id);
+	}
 	put_lit(&o, "}\n");
 	return out_finish(&o, dst);
 }

@@ -41,6 +41,7 @@
 #include "outlog.h"
 #include "proxy.h"
 #include "put.h"
+#include "ridmap.h"
 #include "rollout.h"
 #include "router.h"
 #include "shadow.h"
@@ -796,7 +797,7 @@ static void start_request(struct session *s)
 		assign_variant(s, e, m, buf);
 		s->backend = s->variant->backend;
 		/* known before the answer leaves, so an outcome posted right after it finds it */
-		live_rid_put(s->rid, s->rid_len, s->variant->id);
+		ridmap_put(w->rids, s->rid, s->rid_len, s->variant->id, now);
 	} else {
 		s->unit_len = 0;
 		s->backend = c->default_backend;

@@ -26,6 +26,8 @@
 #include "log.h"
 #include "net.h"
 #include "outlog.h"
+#include "replay.h"
+#include "ridmap.h"
 #include "rollout.h"
 #include "router.h"
 #include "server.h"
@@ -46,6 +48,8 @@ static struct {
 	struct outlog *outlog;
 	struct outlog *access;
 	struct live_shard *live;
+	struct ridmap *rids;         /* request id -> pair served, written by the workers */
+	struct ridmap *outcome_keys; /* keys of recorded outcomes (deduplication), admin only */
 	struct httpd *admin;
 	struct health *health;
 	struct event *drain_timer;
@@ -71,6 +75,16 @@ struct outlog *server_outlog(void)
 struct live_shard *server_live(void)
 {
 	return srv.live;
+}
+
+struct ridmap *server_rids(void)
+{
+	return srv.rids;
+}
+
+struct ridmap *server_outcome_keys(void)
+{
+	return srv.outcome_keys;
 }
 
 void server_stats_get(struct server_stats *st)
@@ -237,6 +251,10 @@ int server_reload(char *err, size_t errlen)
 	if (old->log_max_pending != n->log_max_pending)
 		log_warnx("reload: log.max_pending_bytes changes only with a restart");
 	router_ramp_check(old, n, warn_ramp, NULL);
+	if (old->outcomes_rid_window_s != n->outcomes_rid_window_s ||
+	    old->outcomes_max_rids != n->outcomes_max_rids)
+		log_warnx("reload: outcomes.rid_window_s and outcomes.max_rids change only with a "
+			  "restart");
 	conf_unref(old);
 	if (rollout_apply(n) < 0) {
 		snprintf(err, errlen, "%s: cannot set up the rollouts (out of memory)", srv.conf_path);
@@ -355,6 +373,29 @@ static void make_parent_dir(const char *path)
 	mkdir(dir, 0755);
 }
 
+/* Puts back the request ids and outcome keys of the outcome log's window (replay.h). */
+static void replay_tail(const struct conf *c)
+{
+	struct replay_counts n;
+	struct timeval tv;
+	struct timespec t0, t1;
+
+	gettimeofday(&tv, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	uint64_t wall = (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+	uint64_t mono = (uint64_t)t0.tv_sec * 1000000u + (uint64_t)t0.tv_nsec / 1000u;
+	if (replay_outcome_log(c->log_outcomes, c, srv.rids, srv.outcome_keys, wall, mono, &n) < 0)
+		log_warn("outcome log %s: cannot read its tail (request ids and outcome keys of "
+			 "the last %u s are not known)", c->log_outcomes, c->outcomes_rid_window_s);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (n.bytes > 0)
+		log_info("outcome log %s: the last %u s put back: %llu request ids, %llu outcome "
+			 "keys (%.1f MB read in %.2f s)",
+			 c->log_outcomes, c->outcomes_rid_window_s, (unsigned long long)n.requests,
+			 (unsigned long long)n.outcomes, n.bytes / 1e6,
+			 (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: abgate serve -c FILE\n"
@@ -441,6 +482,17 @@ int server_main(int argc, char **argv)
 		conf_free(c);
 		goto out;
 	}
+	srv.rids = ridmap_new(c->outcomes_max_rids, c->outcomes_rid_window_s, 0);
+	srv.outcome_keys = ridmap_new(c->outcomes_max_rids, c->outcomes_rid_window_s, 0);
+	if (srv.rids == NULL || srv.outcome_keys == NULL) {
+		fprintf(stderr, "abgate serve: cannot reserve the request-id maps (outcomes.max_rids "
+				"%u: %llu MB)\n", c->outcomes_max_rids,
+			(unsigned long long)c->outcomes_max_rids * RIDMAP_BYTES_PER_KEY * 2 >> 20);
+		conf_free(c);
+		goto out;
+	}
+	if (c->log_outcomes != NULL)
+		replay_tail(c);
 	rollout_init(srv.base, srv.outlog);
 	evaluate_init(srv.base);
 	if (rollout_apply(c) < 0 || evaluate_apply(c) < 0) {
@@ -460,6 +512,7 @@ int server_main(int argc, char **argv)
 			fprintf(stderr, "abgate serve: cannot start worker %u (see the error log)\n", i);
 			goto out;
 		}
+		srv.workers[i]->rids = srv.rids;
 	}
 	int afd = net_listen((const struct sockaddr *)&c->admin_addr.ss, c->admin_addr.sslen, false,
 			     128);
@@ -514,6 +567,9 @@ out:
 	httpd_free(srv.admin);
 	health_free(srv.health);
 	live_shard_free(srv.live);
+	ridmap_free(srv.rids);
+	ridmap_free(srv.outcome_keys);
+	srv.rids = srv.outcome_keys = NULL;
 	outlog_close(srv.outlog);
 	outlog_close(srv.access);
 	free(srv.admin_token);

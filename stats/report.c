@@ -28,6 +28,7 @@
 #include "decide.h"
 #include "htest.h"
 #include "logrec.h"
+#include "pending.h"
 #include "render.h"
 #include "report.h"
 #include "shadow_stats.h"
@@ -251,6 +252,34 @@ fail:
 
 /* ---- streaming ---- */
 
+/* Folds one outcome of e: metric's value for variant at ts. Returns 0, or -1 (out of memory). */
+/* Folds an outcome of value at ts into its variant's metric, for the unit whose key
+ * (accum_unit_key) is key. */
+static int fold_outcome(struct rexp *e, const struct logrec_str *variant,
+			const struct logrec_str *metric, double ts, double value, uint64_t key)
+{
+	long vi, slot;
+
+	e->meta.outcome++;
+	if ((vi = find_var(e, variant)) < 0 || (slot = find_outcome(e, metric)) < 0)
+		return -1;
+	accum_metric_add_unit(&e->vars[vi].slots[slot], ts, value, key);
+	return 0;
+}
+
+/* pending_attribute's callback: a pending outcome, now with its request's variant. */
+static int fold_pending(void *arg, const struct pending_outcome *o)
+{
+	struct report *r = arg;
+	struct logrec_str exp = {o->exp, strlen(o->exp)}, var = {o->variant, strlen(o->variant)};
+	struct logrec_str met = {o->metric, strlen(o->metric)};
+	struct rexp *e = find_exp(r, &exp, true);
+
+	return e != NULL ? fold_outcome(e, &var, &met, o->ts, o->value,
+					accum_unit_key(o->unit_hash))
+			 : -1;
+}
+
 /* Folds one line into the report. Returns 0, or -1 when out of memory. */
 static int take_line(struct report *r, const char *line, size_t len)
 {
@@ -300,16 +329,8 @@ static int take_line(struct report *r, const char *line, size_t len)
 		accum_metric_add_unit(&v->slots[SLOT_LATENCY], rec.ts, rec.latency_ms, key);
 		return 0;
 	}
-	case LOGREC_OUTCOME: {
-		e->meta.outcome++;
-		if ((vi = find_var(e, &rec.variant)) < 0)
-			return -1;
-		long slot = find_outcome(e, &rec.metric);
-		if (slot < 0)
-			return -1;
-		accum_metric_add_unit(&e->vars[vi].slots[slot], rec.ts, rec.value, rec_key(&rec));
-		return 0;
-	}
+	case LOGREC_OUTCOME:
+		return fold_outcome(e, &rec.variant, &rec.metric, rec.ts, rec.value, rec_key(&rec));
 	case LOGREC_CONFIG:
 		e->meta.config++;
 		return set_epoch(e, &rec);
@@ -824,6 +845,15 @@ int report_main(int argc, char **argv)
 			goto done;
 		}
 	}
+	struct pending_counts pc;
+	if (pending_attribute((const char *const *)argv + optind, (size_t)(argc - optind), only,
+			      fold_pending, &r, &pc) < 0) {
+		err1("pending outcomes: %s", strerror(errno));
+		goto done;
+	}
+	if (pc.unattributed > 0)
+		err1("%llu pending outcome(s) have no request record in the logs given: not counted",
+		     (unsigned long long)pc.unattributed);
 	if (r.nexps == 0) {
 		if (only)
 			err1("experiment '%s' not found in the logs", only);

@@ -9,7 +9,8 @@
  *   - with a token, a request goes on only with "Authorization: Bearer fuzz-token" (the scheme
  *     in any case), and every refusal for a missing or wrong token is a 401 with a challenge;
  *   - a request that goes on names a known endpoint, with its method, and only the query
- *     parameters it takes; its body limit is the endpoint's (never above 4 MiB);
+ *     parameters it takes (format for a report, atomic and defer with 0, 1, false or
+ *     true for outcomes); its body limit is the endpoint's (never above 4 MiB);
  *   - every refusal has a status in 400..499 and a printable reason.
  */
 #include <stddef.h>
@@ -96,7 +97,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			amp = end;
 		const char *eq = memchr(q, '=', (size_t)(amp - q));
 		size_t n = (size_t)((eq != NULL ? eq : amp) - q);
-		CHECK(n == 0 || (v.endpoint == EP_REPORT && n == 6 && memcmp(q, "format", 6) == 0));
+		CHECK(n == 0 || (v.endpoint == EP_REPORT && n == 6 && memcmp(q, "format", 6) == 0) ||
+		      (v.endpoint == EP_OUTCOMES && n == 6 && memcmp(q, "atomic", 6) == 0) ||
+		      (v.endpoint == EP_OUTCOMES && n == 5 && memcmp(q, "defer", 5) == 0));
+		if (v.endpoint == EP_OUTCOMES && n > 0) { /* and its value is a boolean */
+			size_t vl = eq != NULL ? (size_t)(amp - eq - 1) : 0;
+			CHECK((vl == 1 && (eq[1] == '0' || eq[1] == '1')) ||
+			      (vl == 4 && memcmp(eq + 1, "true", 4) == 0) ||
+			      (vl == 5 && memcmp(eq + 1, "false", 5) == 0));
+		}
 		q = amp + 1;
 	}
 	return 0;

@@ -198,7 +198,11 @@ def test_strict_queries(procs, models, yaml_config, tmp_path):
         ("/experiments/e/report?format=json&x=1", "unknown query parameter 'x'"),
         ("/metrics?debug=1", "unknown query parameter 'debug'"),
         ("/experiments?all", "unknown query parameter 'all'"),
+        ("/outcomes?atomic=yes", "atomic and defer must be"),
+        ("/outcomes?defer=2", "atomic and defer must be"),
+        ("/outcomes?atomic=1&dry=1", "unknown query parameter 'dry'"),
     ]:
-        r = http(px.admin_port, "GET", path, headers=AUTH)
+        method = "POST" if path.startswith("/outcomes") else "GET"
+        r = http(px.admin_port, method, path, headers=AUTH)
         assert r.status == 400, (path, r)
         assert want in r.json()["error"], (path, r.json())

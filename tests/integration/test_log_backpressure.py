@@ -104,7 +104,7 @@ def test_a_stalled_log_refuses_outcomes_and_loses_nothing_accepted(stalled):
         unit = "bp-%d" % i
         r = post_outcome(px, unit)
         if r.status == 200:
-            assert r.json() == {"accepted": 1}, r
+            assert r.json() == {"accepted": 1, "deduplicated": [], "rejected": []}, r
             accepted.append(unit)
             continue
         assert r.status == 503, r

@@ -1,5 +1,6 @@
 """POST /outcomes on the admin listener: attribution by variant, request id and unit; every
-kind of bad input refused with 400 and nothing logged; the live state and the live report."""
+kind of bad input refused with 400 and nothing logged (alone, or in an atomic=1 batch); the
+live state and the live report."""
 
 import json
 import os
@@ -67,10 +68,10 @@ def users_of(variant, n, prefix):
     return out
 
 
-def post(proxy, body, content_type="application/json"):
+def post(proxy, body, content_type="application/json", path="/outcomes"):
     if not isinstance(body, (bytes, str)):
         body = json.dumps(body)
-    return proxy.admin("POST", "/outcomes", body=body, headers=[("Content-Type", content_type)])
+    return proxy.admin("POST", path, body=body, headers=[("Content-Type", content_type)])
 
 
 def outcome_records(proxy):
@@ -81,7 +82,7 @@ def post_ok(proxy, body, n):
     before = len(outcome_records(proxy))
     r = post(proxy, body)
     assert r.status == 200, r
-    assert r.json() == {"accepted": n}, r
+    assert r.json() == {"accepted": n, "deduplicated": [], "rejected": []}, r
     recs = proxy.wait_outcomes(lambda x: x["type"] == "outcome", before + n)
     time.sleep(0.05)
     recs = outcome_records(proxy)
@@ -191,10 +192,15 @@ BAD = [
     ("unknown request id and nothing else",
      {"exp": "ranker", "metric": "click", "value": 1, "rid": "never-seen"}, "never-seen"),
     ("an array item that is not an object", [1], "object"),
-    ("one bad item in a batch",
+    ("one bad item in a batch, all or nothing",
      [{"exp": "ranker", "metric": "click", "value": 1, "variant": "control"},
       {"exp": "ranker", "metric": "click", "value": 0, "unit": "u-1"},
-      {"exp": "ranker", "metric": "click", "value": 7, "unit": "u-2"}], "outcome 2"),
+      {"exp": "ranker", "metric": "click", "value": 7, "unit": "u-2"}], "outcome 2", "atomic=1"),
+    ("two bad items in a batch, all or nothing",
+     [{"exp": "ranker", "metric": "click", "value": 1, "variant": "nope"},
+      {"exp": "ranker", "metric": "click", "value": 0, "unit": "u-1"},
+      {"exp": "ranker", "metric": "click", "value": 7, "unit": "u-2"}], "outcome 0",
+     "atomic=true"),
 ]
 
 
@@ -214,8 +220,8 @@ def test_bad_outcomes_get_400_and_log_nothing(proxy):
     with open(path, "rb") as f:
         content = f.read()
     failures = []
-    for name, body, word in bad:
-        r = post(proxy, body)
+    for name, body, word, *query in bad:
+        r = post(proxy, body, path="/outcomes" + ("?" + query[0] if query else ""))
         if r.status != 400:
             failures.append("%s: status %d %r" % (name, r.status, r.body))
             continue
@@ -226,6 +232,8 @@ def test_bad_outcomes_get_400_and_log_nothing(proxy):
             continue
         if word.lower() not in reason.lower():
             failures.append("%s: reason %r does not mention %r" % (name, reason, word))
+        if r.json().get("accepted", 0) != 0:
+            failures.append("%s: accepted %r" % (name, r.json()))
     time.sleep(0.3)
     assert os.path.getsize(path) == size, "a refused outcome was logged"
     with open(path, "rb") as f:

@@ -47,6 +47,7 @@ static const char full_yaml[] =
     "  access: var/access.log\n"
     "  fsync_ms: 0\n"
     "  max_pending_bytes: 1048576\n"
+    "outcomes: {rid_window_s: 86400, max_rids: 5000000}\n"
     "limits:\n"
     "  max_header_bytes: 32768\n"
     "  max_headers: 50\n"
@@ -142,6 +143,8 @@ static void test_full(void)
 	CHECK_STR(c->log_access, "var/access.log");
 	CHECK_INT(c->log_fsync_ms, 0);
 	CHECK_INT(c->log_max_pending, 1048576);
+	CHECK_INT(c->outcomes_rid_window_s, 86400);
+	CHECK_INT(c->outcomes_max_rids, 5000000);
 
 	CHECK_INT(c->limits.max_header_bytes, 32768);
 	CHECK_INT(c->limits.max_headers, 50);
@@ -197,7 +200,7 @@ static void test_full(void)
 	if (e == NULL)
 		goto out;
 	CHECK_STR(e->name, "ranker-v2");
-	CHECK_INT(e->line, 41);
+	CHECK_INT(e->line, 42);
 	CHECK_STR(e->match_path_prefix, "/predict");
 	CHECK_STR(e->match_host, "api.example.com");
 	CHECK_STR(e->match_method, "POST");
@@ -272,7 +275,7 @@ static void test_full(void)
 	/* The second experiment takes every default. */
 	e = &c->experiments[1];
 	CHECK_STR(e->name, "three-way");
-	CHECK_INT(e->line, 60);
+	CHECK_INT(e->line, 61);
 	CHECK(e->match_path_prefix == NULL && e->match_host == NULL && e->match_method == NULL);
 	CHECK_INT(e->unit, CONF_UNIT_COOKIE);
 	CHECK_STR(e->unit_name, "uid");
@@ -344,6 +347,8 @@ static void test_defaults(void)
 	CHECK(c->log_outcomes == NULL && c->log_access == NULL);
 	CHECK_INT(c->log_fsync_ms, 200);
 	CHECK_INT(c->log_max_pending, 64 << 20);
+	CHECK_INT(c->outcomes_rid_window_s, 3600);
+	CHECK_INT(c->outcomes_max_rids, 2000000);
 	CHECK_INT(c->limits.max_header_bytes, 16384);
 	CHECK_INT(c->limits.max_headers, 100);
 	CHECK_INT(c->limits.max_request_line, 8192);
@@ -425,7 +430,7 @@ static const struct bad_case {
     {BACKENDS "lisen: []\n",
      "t.yaml:5:1: unknown key \"lisen\" in the configuration (allowed: listen, admin, workers, "
      "io_uring, "
-     "drain_timeout_ms, log, limits, backends, default_backend, experiments)"},
+     "drain_timeout_ms, log, limits, backends, default_backend, experiments, outcomes)"},
     {BACKENDS "limits: {max_header_byte: 100}\n",
      "t.yaml:5:10: unknown key \"max_header_byte\" in limits (allowed: max_header_bytes, "
      "max_headers, max_request_line, max_body_bytes, client_header_timeout_ms, "
@@ -480,6 +485,14 @@ static const struct bad_case {
      "t.yaml:6:22: limits.client_timeout_ms must be between 1 and 86400000 (got -100)"},
     {BACKENDS "log: {fsync_ms: 3600001}\n",
      "t.yaml:5:17: log.fsync_ms must be at most 3600000 (got 3600001)"},
+    {BACKENDS "outcomes: {rid_window_s: 0}\n",
+     "t.yaml:5:26: outcomes.rid_window_s must be between 1 and 604800 (got 0)"},
+    {BACKENDS "outcomes:\n  max_rids: 999\n",
+     "t.yaml:6:13: outcomes.max_rids must be between 1000 and 50000000 (got 999)"},
+    {BACKENDS "outcomes: {max_ids: 10}\n",
+     "t.yaml:5:12: unknown key \"max_ids\" in outcomes (allowed: rid_window_s, max_rids)"},
+    {BACKENDS "outcomes: 5\n",
+     "t.yaml:5:11: outcomes: expected a mapping, got \"5\""},
     {BACKENDS "log: {max_pending_bytes: 4096}\n",
      "t.yaml:5:26: log.max_pending_bytes must be between 65536 and 17179869184 (got 4096)"},
     {EXP_OK "    shadow: {backend: m3, percent: 150}\n",

@@ -409,6 +409,18 @@ static void test_outcome(void)
 	check_outcome(&o, "{\"v\":1,\"type\":\"outcome\",\"ts\":\"2026-11-22T18:50:15.123456Z\","
 			  "\"exp\":\"ranker-v2\",\"variant\":\"treatment\",\"unit\":null,"
 			  "\"rid\":null,\"metric\":\"click\",\"value\":0.25}\n");
+	o.id = "order-77/\"x\"";
+	check_outcome(&o, "{\"v\":1,\"type\":\"outcome\",\"ts\":\"2026-11-22T18:50:15.123456Z\","
+			  "\"exp\":\"ranker-v2\",\"variant\":\"treatment\",\"unit\":null,"
+			  "\"rid\":null,\"metric\":\"click\",\"value\":0.25,"
+			  "\"id\":\"order-77/\\\"x\\\"\"}\n");
+	o.pending = true;
+	check_outcome(&o, "{\"v\":1,\"type\":\"pending_outcome\",\"ts\":\"2026-11-22T18:50:15.123456Z\","
+			  "\"exp\":\"ranker-v2\",\"variant\":null,\"unit\":null,"
+			  "\"rid\":null,\"metric\":\"click\",\"value\":0.25,"
+			  "\"id\":\"order-77/\\\"x\\\"\"}\n");
+	o.pending = false;
+	o.id = NULL;
 
 	static const struct {
 		double v;

@@ -486,9 +486,53 @@ static void test_match_and_units(void)
 	conf_free(c);
 }
 
+/* router_assign: the YAML weights without a rollout; with one, its canary weight (the top
+ * buckets), whatever the YAML says. Units u-0 .. u-9999 with salt "exp": 7971 control at
+ * 80/20 (the README's number); the canary's 95, 505 and 2485 at 1, 5 and 25% (the same
+ * numbers as the Python version). */
+static void test_assign(void)
+{
+	struct conf *c = load(cfg_8020);
+	struct conf_experiment *e = &c->experiments[0];
+	struct rollout_rt rt;
+	char unit[32];
+	int control = 0, canary[3] = {0, 0, 0};
+	static const uint32_t bp[3] = {100, 500, 2500};
+
+	memset(&rt, 0, sizeof(rt));
+	for (int i = 0; i < 10000; i++) {
+		int n = snprintf(unit, sizeof(unit), "u-%d", i);
+		uint64_t h = router_unit_hash(e->salt, strlen(e->salt), unit, (size_t)n), got;
+		const struct conf_variant *v = router_assign(e, unit, (size_t)n, &got);
+		CHECK(got == h);
+		control += v == &e->variants[0];
+		CHECK(v == router_variant_at(e, (uint32_t)(h % 10000)));
+	}
+	CHECK_INT(control, 7971);
+	e->rt = &rt;
+	for (int k = 0; k < 3; k++) {
+		atomic_store(&rt.canary_bp, bp[k]);
+		for (int i = 0; i < 10000; i++) {
+			int n = snprintf(unit, sizeof(unit), "u-%d", i);
+			uint64_t h = router_unit_hash(e->salt, strlen(e->salt), unit, (size_t)n), got;
+			const struct conf_variant *v = router_assign(e, unit, (size_t)n, &got);
+			canary[k] += v == &e->variants[1];
+			CHECK(v == &e->variants[h % 10000 >= 10000 - bp[k] ? 1 : 0]);
+		}
+	}
+	/* each step only moves users into the canary */
+	CHECK(canary[0] < canary[1] && canary[1] < canary[2]);
+	CHECK_INT(canary[0], 95);
+	CHECK_INT(canary[1], 505);
+	CHECK_INT(canary[2], 2485);
+	e->rt = NULL;
+	conf_free(c);
+}
+
 int main(void)
 {
 	test_hash_vectors();
+	test_assign();
 	test_exact_split();
 	test_monotone_ramp();
 	test_assign_abgate();
