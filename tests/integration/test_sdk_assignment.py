@@ -349,3 +349,35 @@ def test_check_validates_hash_and_compares_with_previous(tmp_path):
     assert r.stderr.startswith("%s:%d:" % (bad, line)), r.stderr
     assert 'unknown key "shards" in hash (mode eppo) (allowed: mode, salt, total_shards)' \
         in r.stderr, r.stderr
+
+
+def test_report_counts_units_and_checks_the_split_alike_in_every_mode(procs, models,
+                                                                       yaml_config, tmp_path):
+    """`abgate report` over the log of the 10,000 users: in every mode each variant's distinct
+    units are exactly the randomised users the SDK puts there, the split check is computed on
+    them (and passes: the SDKs split by the weights), and the unrandomised users (outside a
+    coverage or rollout) are records of the log but in no variant's requests or units."""
+    proxy, cfg, outcomes, _, _ = start(procs, models, yaml_config, tmp_path)
+    for name, _, _, _ in MODES:
+        resps = parallel_pipelined(proxy.port,
+                                   [user_request(u, path="/m/%s/p" % name) for u in USERS],
+                                   nconns=4, batch=250)
+        assert all(r.status == 200 for r in resps)
+    assert proxy.proc.stop() == 0
+    for name, _, _, ref in MODES:
+        want = {v: 0 for v in VARIANTS}
+        for u in USERS:
+            v, randomised = expected(name, ref, u)
+            want[v] += randomised
+        r = subprocess.run([ABGATE_BIN, "report", "--format", "json", "--experiment", name,
+                            "-c", cfg.path, outcomes], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        rep = json.loads(r.stdout)
+        got = {v["name"]: v["units"] for v in rep["variants"]}
+        assert got == want, (name, got, want)
+        out = len(USERS) - sum(want.values())
+        assert rep["records"]["request"] == sum(want.values()), (name, rep["records"])
+        assert rep["records"]["unrandomised"] == out, (name, rep["records"])
+        assert sum(v["requests"] for v in rep["variants"]) == sum(want.values()), name
+        assert rep["srm"]["p_value"] is not None and not rep["srm"]["flagged"], (name,
+                                                                                 rep["srm"])
