@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from harness import HOST, YAML_FRONT, start_proxy
+from harness import ABGATE_BIN, HOST, YAML_FRONT, start_proxy
 from test_tls import make_ca, make_server_cert
 
 SIZE = 16 << 20
@@ -28,6 +28,13 @@ def pattern(n, seed=7):
     return bytes(out[:n])
 
 
+def built_with_asan(path):
+    """Whether the binary was built with AddressSanitizer (make asan)."""
+    with open(path, "rb") as f:
+        return b"__asan_init" in f.read()
+
+
+ASAN = built_with_asan(ABGATE_BIN)
 DATA = pattern(SIZE)
 DIGEST = hashlib.sha256(DATA).hexdigest()
 
@@ -131,7 +138,10 @@ class RssWatch:
 
     def _run(self):
         while not self.stop.is_set():
-            self.peak = max(self.peak, rss_kb(self.pid))
+            try:
+                self.peak = max(self.peak, rss_kb(self.pid))
+            except OSError:
+                return  # the process is gone: the test says why
             time.sleep(0.01)
 
     def grew_mb(self):
@@ -239,18 +249,19 @@ def test_16_mib_byte_exact(procs, yaml_config, certs, front, back, what, slow):
                 assert (status, length) == (200, SIZE)
                 assert digest == DIGEST
             else:
-                t = threading.Thread(target=upload,
-                                     args=(s, what.endswith("chunked"), slow == "client"))
-                t.start()
+                # the whole body first (the backend answers once it read it all; and one TLS
+                # connection must not be read and written by two threads at once)
+                upload(s, what.endswith("chunked"), slow == "client")
                 status, _, _, body = read_response(s)
-                t.join()
                 # the backend answers the digest of the body it read
                 assert (status, body) == (200, DIGEST.encode())
         finally:
             s.close()
-        grew = watch.grew_mb()
+            grew = watch.grew_mb()
         print("%s: RSS grew %.1f MB" % (what, grew))
-        assert grew < 8, "RSS grew by %.1f MB for one 16 MiB transfer" % grew
+        # under AddressSanitizer the quarantine and shadow memory grow on their own
+        if not ASAN:
+            assert grew < 8, "RSS grew by %.1f MB for one 16 MiB transfer" % grew
         assert not backend.errors, backend.errors
     finally:
         backend.close()
