@@ -96,6 +96,7 @@ struct worker {
 	struct buf_pool bufs;
 	struct buf_pool big;  /* large buffers for bodies in flight (WORKER_BIG_BUF bytes each) */
 	uint32_t big_inuse;   /* large buffers handed out, at most WORKER_BIG_MAX */
+	uint32_t big_idle_ticks; /* ticks since a large buffer was last taken */
 
 	/* parser scratch shared by this worker's sessions: a head is parsed in one go once a
 	 * line end arrives, so no session keeps header spans across events */
@@ -160,12 +161,14 @@ void worker_buf_put(struct worker *w, char *b);
 /*
  * Large buffers, for a body that streams through a connection: fewer, larger reads and writes
  * per megabyte. At most WORKER_BIG_MAX are out at once per worker (WORKER_BIG_MAX *
- * WORKER_BIG_BUF bytes), and at most WORKER_BIG_KEEP stay allocated when idle; beyond the limit
- * worker_bigbuf_get() returns NULL and the body streams through the small buffers.
+ * WORKER_BIG_BUF bytes), and at most WORKER_BIG_KEEP stay allocated for reuse, for no longer
+ * than WORKER_BIG_IDLE_MS after the last one was taken; beyond the limit worker_bigbuf_get()
+ * returns NULL and the body streams through the small buffers.
  */
 #define WORKER_BIG_BUF (256u * 1024)
 #define WORKER_BIG_MAX 128u
 #define WORKER_BIG_KEEP 8u
+#define WORKER_BIG_IDLE_MS 1000u
 char *worker_bigbuf_get(struct worker *w);
 void worker_bigbuf_put(struct worker *w, char *b);
 

@@ -47,7 +47,7 @@
 #include "outlog.h"
 
 #define OUTLOG_DEFAULT_BUF (64u << 10)	   /* staging size when the caller passes 0 */
-#define OUTLOG_FREE_MAX (4u << 20)	   /* bytes of idle batches kept for reuse */
+#define OUTLOG_FREE_MAX (1u << 20)	   /* bytes of idle batches kept for reuse */
 #define OUTLOG_RETRY_MS 500		   /* pause before retrying a failed write(2) */
 
 /* One unit of the queue: a batch of complete lines, or (cap == 0) a reopen marker. */

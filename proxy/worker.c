@@ -62,6 +62,7 @@ char *worker_bigbuf_get(struct worker *w)
 
 	if (w->big_inuse >= WORKER_BIG_MAX)
 		return NULL;
+	w->big_idle_ticks = 0;
 	b = w->big.nfree > 0 ? w->big.free[--w->big.nfree] : malloc(WORKER_BIG_BUF);
 	if (b != NULL)
 		w->big_inuse++;
@@ -208,6 +209,11 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	if (w->alb != NULL)
 		outlog_flush(w->alb);
 	live_publish(w->live);
+	/* large buffers nobody took for a while go back to the system */
+	if (w->big.nfree > 0 && ++w->big_idle_ticks * TICK_MS >= WORKER_BIG_IDLE_MS) {
+		while (w->big.nfree > 0)
+			free(w->big.free[--w->big.nfree]);
+	}
 	if (w->accept_paused && !w->draining &&
 	    STAT_GET(w->stats.sessions) < w->cur->conf->limits.max_connections) {
 		if (++w->pause_ticks * TICK_MS >= ACCEPT_PAUSE_MS) {
