@@ -76,6 +76,16 @@ const char *httpd_req_peer(const struct httpd_req *req);
  * length, or -1 when absent or longer than cap - 1. */
 int httpd_req_query_param(const struct httpd_req *req, const char *name, char *dst, size_t cap);
 
+/* One piece of a raw query, "name=value" or "name": spans into the query, not decoded. */
+struct httpd_query_piece {
+	const char *name, *name_end;   /* empty for an empty piece ("a&&b") */
+	const char *value, *value_end; /* empty without "=" */
+};
+
+/* Takes the next piece of the raw query [*q, end) into *p and moves *q past it. Returns false
+ * when nothing is left. Every reader of a query splits it here. */
+bool httpd_query_next(const char **q, const char *end, struct httpd_query_piece *p);
+
 /* Adds a response header line ("Name: value", no CRLF) for the coming httpd_respond(). */
 void httpd_add_header(struct httpd_req *req, const char *line);
 

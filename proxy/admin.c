@@ -74,23 +74,18 @@ static void respond_error(struct httpd_req *req, int status, const char *reason)
 static bool query_known(const char *q, size_t qlen, const char *const *allowed, const char **bad,
 			size_t *bad_len)
 {
-	const char *end = q + qlen;
+	struct httpd_query_piece p;
 
-	while (q < end) {
-		const char *amp = memchr(q, '&', (size_t)(end - q));
-		if (amp == NULL)
-			amp = end;
-		const char *eq = memchr(q, '=', (size_t)(amp - q));
-		size_t n = (size_t)((eq != NULL ? eq : amp) - q);
-		bool ok = n == 0 && amp == q; /* an empty piece ("a&&b") names nothing */
+	for (const char *end = q + qlen; httpd_query_next(&q, end, &p);) {
+		size_t n = (size_t)(p.name_end - p.name);
+		bool ok = p.name == p.value_end; /* an empty piece ("a&&b") names nothing */
 		for (size_t i = 0; allowed[i] != NULL && !ok; i++)
-			ok = strlen(allowed[i]) == n && memcmp(allowed[i], q, n) == 0;
+			ok = strlen(allowed[i]) == n && memcmp(allowed[i], p.name, n) == 0;
 		if (!ok) {
-			*bad = q;
+			*bad = p.name;
 			*bad_len = n;
 			return false;
 		}
-		q = amp + 1;
 	}
 	return true;
 }
@@ -100,23 +95,17 @@ static bool query_known(const char *q, size_t qlen, const char *const *allowed, 
 static bool bool_values_ok(const char *q, size_t qlen)
 {
 	static const char *const ok[] = {"0", "1", "false", "true"};
-	const char *end = q + qlen;
+	struct httpd_query_piece p;
 
-	while (q < end) {
-		const char *amp = memchr(q, '&', (size_t)(end - q));
-		if (amp == NULL)
-			amp = end;
-		const char *eq = memchr(q, '=', (size_t)(amp - q));
-		if (amp > q) {
-			const char *v = eq != NULL ? eq + 1 : amp;
-			size_t n = (size_t)(amp - v);
-			bool good = false;
-			for (size_t i = 0; i < 4 && !good; i++)
-				good = strlen(ok[i]) == n && memcmp(ok[i], v, n) == 0;
-			if (!good)
-				return false;
-		}
-		q = amp + 1;
+	for (const char *end = q + qlen; httpd_query_next(&q, end, &p);) {
+		size_t n = (size_t)(p.value_end - p.value);
+		if (p.name == p.value_end)
+			continue; /* an empty piece */
+		bool good = false;
+		for (size_t i = 0; i < 4 && !good; i++)
+			good = strlen(ok[i]) == n && memcmp(ok[i], p.value, n) == 0;
+		if (!good)
+			return false;
 	}
 	return true;
 }

@@ -1066,19 +1066,34 @@ static bool url_equals(const char *s, const char *end, const char *name)
 	return *name == '\0';
 }
 
+bool httpd_query_next(const char **q, const char *end, struct httpd_query_piece *p)
+{
+	const char *s = *q;
+
+	if (s >= end)
+		return false;
+	const char *amp = memchr(s, '&', (size_t)(end - s));
+	if (amp == NULL)
+		amp = end;
+	const char *eq = memchr(s, '=', (size_t)(amp - s));
+	p->name = s;
+	p->name_end = eq != NULL ? eq : amp;
+	p->value = eq != NULL ? eq + 1 : amp;
+	p->value_end = amp;
+	*q = amp + 1;
+	return true;
+}
+
 int httpd_req_query_param(const struct httpd_req *req, const char *name, char *dst, size_t cap)
 {
 	size_t qlen;
 	const char *q = httpd_req_query(req, &qlen);
 	const char *end = q + qlen;
+	struct httpd_query_piece p;
 
-	while (q < end) {
-		const char *amp = memchr(q, '&', (size_t)(end - q));
-		if (amp == NULL)
-			amp = end;
-		const char *eq = memchr(q, '=', (size_t)(amp - q));
-		if (url_equals(q, eq ? eq : amp, name)) {
-			const char *v = eq ? eq + 1 : amp;
+	while (httpd_query_next(&q, end, &p)) {
+		if (url_equals(p.name, p.name_end, name)) {
+			const char *v = p.value, *amp = p.value_end;
 			size_t n = 0;
 			while (v < amp) {
 				unsigned char ch = url_next(&v, amp);
@@ -1091,7 +1106,6 @@ int httpd_req_query_param(const struct httpd_req *req, const char *name, char *d
 			dst[n] = '\0';
 			return (int)n;
 		}
-		q = amp + 1;
 	}
 	return -1;
 }
