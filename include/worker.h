@@ -165,9 +165,9 @@ void worker_buf_put(struct worker *w, char *b);
  * than WORKER_BIG_IDLE_MS after the last one was taken; beyond the limit worker_bigbuf_get()
  * returns NULL and the body streams through the small buffers.
  */
-#define WORKER_BIG_BUF (256u * 1024)
-#define WORKER_BIG_MAX 128u
-#define WORKER_BIG_KEEP 8u
+#define WORKER_BIG_BUF (1024u * 1024)
+#define WORKER_BIG_MAX 32u
+#define WORKER_BIG_KEEP 4u
 #define WORKER_BIG_IDLE_MS 1000u
 char *worker_bigbuf_get(struct worker *w);
 void worker_bigbuf_put(struct worker *w, char *b);

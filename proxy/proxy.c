@@ -1053,6 +1053,11 @@ static bool wq_queue(struct session *s, const struct conn *c, uint8_t what)
 
 	if (w->iob == NULL || c->tls != NULL)
 		return false;
+	/* a body streaming through a large buffer (buf_grow) moves its bytes by direct calls:
+	 * io_uring's non-blocking transfers of that size cost more than read(2) and writev(2)
+	 * do (1 MiB bodies: 58 + 461 us of CPU a request batched, 28 + 376 direct) */
+	if (s->in.cap > w->bufs.size || s->uin.cap > w->bufs.size)
+		return false;
 	if (s->wq_want == 0) {
 		if (w->nwq == w->wq_cap && !wq_grow(w))
 			return false;

@@ -1,7 +1,7 @@
 """Large bodies stream both ways byte for byte, through plain and TLS listeners and upstreams,
 with memory bounded: a 16 MiB upload (Content-Length and chunked) and a 16 MiB download, also
 with a slow client or a slow backend, while the proxy's resident memory stays within 8 MiB of
-where it started (a connection holds at most two 256 KiB body buffers beside its small ones),
+where it started (a connection holds at most two 1 MiB body buffers beside its small ones),
 so a slow reader stops the other side instead of being buffered for."""
 
 import hashlib
